@@ -1,0 +1,180 @@
+//! Control messages exchanged inside an established tunnel session.
+//!
+//! They travel as the payload of an inner packet of kind
+//! [`InnerKind::Control`](crate::wire::InnerKind::Control), encoded with postcard
+//! (varint integers, so the encoding is the same on every CPU and small: a probe is
+//! 3-7 bytes). Lists are `heapless` vectors bounded by [`MAX_PATHS`], so decoding
+//! never allocates and every message fits in [`MAX_ENCODED_LEN`] bytes.
+
+use core::fmt;
+use heapless::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::MAX_PATHS;
+
+/// Upper bound of an encoded control message (checked by a test against the largest
+/// message that can be built).
+pub const MAX_ENCODED_LEN: usize = 256;
+
+/// A control message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    /// Heartbeat and RTT probe, sent on one path; the peer answers on the same path.
+    Probe {
+        /// Sender-chosen probe id, echoed back.
+        id: u32,
+    },
+    /// Answer to a [`Control::Probe`].
+    ProbeReply {
+        /// The probe's id.
+        id: u32,
+        /// The probe's inner `tx_time`, so the prober needs no table of send times.
+        echo_tx_time: u32,
+        /// Microseconds between the probe's arrival and this reply, subtracted from
+        /// the measured round trip.
+        hold_us: u32,
+    },
+    /// What the receiver saw on each path since its previous report; the sender's
+    /// rate, loss and delay estimators feed on it.
+    Report(Report),
+    /// The sender is closing the session; the peer may drop its state at once.
+    Close,
+}
+
+/// Receiver's per-path statistics, one entry per active path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// One entry per path that carried traffic.
+    pub paths: Vec<PathReport, MAX_PATHS>,
+}
+
+/// What arrived on one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PathReport {
+    /// Path id.
+    pub path: u8,
+    /// Packets received (wrapping counter).
+    pub packets: u32,
+    /// Bytes received (wrapping counter).
+    pub bytes: u32,
+    /// Highest transport counter accepted on this path; the gap to what was sent
+    /// is the loss.
+    pub highest_counter: u64,
+    /// Smallest one-way delay sample of the interval, in microseconds, relative to
+    /// the sender's clock (only its trend matters).
+    pub owd_min_us: u32,
+}
+
+/// Why a control message could not be encoded or decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlError {
+    /// The output buffer is too small.
+    BufferTooSmall,
+    /// The bytes are not a valid message (bad tag, truncated, oversized list).
+    Malformed,
+    /// A valid message followed by extra bytes.
+    TrailingBytes(usize),
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BufferTooSmall => f.write_str("buffer too small for control message"),
+            Self::Malformed => f.write_str("malformed control message"),
+            Self::TrailingBytes(n) => write!(f, "{n} bytes after the control message"),
+        }
+    }
+}
+
+impl Control {
+    /// Encodes into `buf`, returning the encoded bytes.
+    pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], ControlError> {
+        postcard::to_slice(self, buf).map_err(|_| ControlError::BufferTooSmall)
+    }
+
+    /// Decodes one message that must fill `bytes` exactly.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ControlError> {
+        let (msg, rest) = postcard::take_from_bytes(bytes).map_err(|_| ControlError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(ControlError::TrailingBytes(rest.len()));
+        }
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(msg: &Control, expected: &[u8]) {
+        let mut buf = [0u8; MAX_ENCODED_LEN];
+        let enc = msg.encode(&mut buf).unwrap();
+        assert_eq!(enc, expected, "{msg:?}");
+        assert_eq!(&Control::decode(expected).unwrap(), msg);
+    }
+
+    #[test]
+    fn vectors() {
+        roundtrip(&Control::Probe { id: 1 }, &[0x00, 0x01]);
+        roundtrip(&Control::Probe { id: 300 }, &[0x00, 0xac, 0x02]);
+        roundtrip(
+            &Control::ProbeReply {
+                id: 7,
+                echo_tx_time: 0x1234_5678,
+                hold_us: 150,
+            },
+            &[0x01, 0x07, 0xf8, 0xac, 0xd1, 0x91, 0x01, 0x96, 0x01],
+        );
+        roundtrip(&Control::Close, &[0x03]);
+        let mut paths = Vec::new();
+        paths
+            .push(PathReport {
+                path: 1,
+                packets: 1000,
+                bytes: 1_400_000,
+                highest_counter: u64::from(u32::MAX) + 1,
+                owd_min_us: 10_000,
+            })
+            .unwrap();
+        roundtrip(
+            &Control::Report(Report { paths }),
+            &[
+                0x02, 0x01, 0x01, 0xe8, 0x07, 0xc0, 0xb9, 0x55, 0x80, 0x80, 0x80, 0x80, 0x10,
+                0x90, 0x4e,
+            ],
+        );
+    }
+
+    #[test]
+    fn largest_message_fits_bound() {
+        let full = PathReport {
+            path: u8::MAX,
+            packets: u32::MAX,
+            bytes: u32::MAX,
+            highest_counter: u64::MAX,
+            owd_min_us: u32::MAX,
+        };
+        let mut paths = Vec::new();
+        for _ in 0..MAX_PATHS {
+            paths.push(full).unwrap();
+        }
+        let mut buf = [0u8; 1024];
+        let len = Control::Report(Report { paths }).encode(&mut buf).unwrap().len();
+        assert!(len <= MAX_ENCODED_LEN, "{len}");
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(Control::decode(&[]), Err(ControlError::Malformed));
+        assert_eq!(Control::decode(&[0x09]), Err(ControlError::Malformed));
+        assert_eq!(Control::decode(&[0x00]), Err(ControlError::Malformed));
+        assert_eq!(Control::decode(&[0x03, 0x00]), Err(ControlError::TrailingBytes(1)));
+        // A report claiming more paths than MAX_PATHS.
+        assert_eq!(Control::decode(&[0x02, 0x09]), Err(ControlError::Malformed));
+        let mut small = [0u8; 2];
+        assert_eq!(
+            Control::ProbeReply { id: 1, echo_tx_time: 2, hold_us: 3 }.encode(&mut small),
+            Err(ControlError::BufferTooSmall)
+        );
+    }
+}
