@@ -139,8 +139,8 @@ mod tests {
         roundtrip(
             &Control::Report(Report { paths }),
             &[
-                0x02, 0x01, 0x01, 0xe8, 0x07, 0xc0, 0xb9, 0x55, 0x80, 0x80, 0x80, 0x80, 0x10,
-                0x90, 0x4e,
+                0x02, 0x01, 0x01, 0xe8, 0x07, 0xc0, 0xb9, 0x55, 0x80, 0x80, 0x80, 0x80, 0x10, 0x90,
+                0x4e,
             ],
         );
     }
@@ -159,7 +159,10 @@ mod tests {
             paths.push(full).unwrap();
         }
         let mut buf = [0u8; 1024];
-        let len = Control::Report(Report { paths }).encode(&mut buf).unwrap().len();
+        let len = Control::Report(Report { paths })
+            .encode(&mut buf)
+            .unwrap()
+            .len();
         assert!(len <= MAX_ENCODED_LEN, "{len}");
     }
 
@@ -168,12 +171,20 @@ mod tests {
         assert_eq!(Control::decode(&[]), Err(ControlError::Malformed));
         assert_eq!(Control::decode(&[0x09]), Err(ControlError::Malformed));
         assert_eq!(Control::decode(&[0x00]), Err(ControlError::Malformed));
-        assert_eq!(Control::decode(&[0x03, 0x00]), Err(ControlError::TrailingBytes(1)));
+        assert_eq!(
+            Control::decode(&[0x03, 0x00]),
+            Err(ControlError::TrailingBytes(1))
+        );
         // A report claiming more paths than MAX_PATHS.
         assert_eq!(Control::decode(&[0x02, 0x09]), Err(ControlError::Malformed));
         let mut small = [0u8; 2];
         assert_eq!(
-            Control::ProbeReply { id: 1, echo_tx_time: 2, hold_us: 3 }.encode(&mut small),
+            Control::ProbeReply {
+                id: 1,
+                echo_tx_time: 2,
+                hold_us: 3
+            }
+            .encode(&mut small),
             Err(ControlError::BufferTooSmall)
         );
     }

@@ -136,7 +136,12 @@ impl SealingKey {
     /// `buf[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + plaintext_len]`; this writes
     /// the header in front, encrypts, appends the tag, and returns the datagram's
     /// length (`plaintext_len + OVERHEAD - INNER_HEADER_LEN`).
-    pub fn seal(&mut self, path: u8, buf: &mut [u8], plaintext_len: usize) -> Result<usize, SealError> {
+    pub fn seal(
+        &mut self,
+        path: u8,
+        buf: &mut [u8],
+        plaintext_len: usize,
+    ) -> Result<usize, SealError> {
         let slot = self
             .counters
             .get_mut(usize::from(path))

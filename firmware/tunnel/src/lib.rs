@@ -16,11 +16,12 @@
 //! Byte order on the wire is network order (big-endian) throughout; every format has
 //! byte-array test vectors that must pass identically on little- and big-endian CPUs.
 #![cfg_attr(not(test), no_std)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod control;
 pub mod crypto;
-pub mod wire;
 mod selftest;
+pub mod wire;
 
 pub use selftest::selftest;
 

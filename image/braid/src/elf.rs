@@ -31,13 +31,20 @@ impl ElfInfo {
 pub fn inspect(data: &[u8]) -> anyhow::Result<ElfInfo> {
     let kind = object::FileKind::parse(data)?;
     match kind {
-        object::FileKind::Elf32 => inspect_as::<elf::FileHeader32<Endianness>>(data, ElfClass::Elf32),
-        object::FileKind::Elf64 => inspect_as::<elf::FileHeader64<Endianness>>(data, ElfClass::Elf64),
+        object::FileKind::Elf32 => {
+            inspect_as::<elf::FileHeader32<Endianness>>(data, ElfClass::Elf32)
+        }
+        object::FileKind::Elf64 => {
+            inspect_as::<elf::FileHeader64<Endianness>>(data, ElfClass::Elf64)
+        }
         other => anyhow::bail!("not an ELF file ({other:?})"),
     }
 }
 
-fn inspect_as<H: FileHeader<Endian = Endianness>>(data: &[u8], class: ElfClass) -> anyhow::Result<ElfInfo> {
+fn inspect_as<H: FileHeader<Endian = Endianness>>(
+    data: &[u8],
+    class: ElfClass,
+) -> anyhow::Result<ElfInfo> {
     let file = ElfFile::<H>::parse(data)?;
     let endian = file.endian();
     let machine = match file.elf_header().e_machine(endian) {
@@ -93,8 +100,70 @@ pub fn check_binary(path: &Path, expected: &ElfSpec) -> anyhow::Result<ElfInfo> 
     Ok(info)
 }
 
+/// Disassembles `path` with `objdump` and fails if any instruction's mnemonic
+/// starts with one of `forbidden` (e.g. FPU instructions on an FPU-less core).
+pub fn check_instructions(path: &Path, objdump: &Path, forbidden: &[String]) -> anyhow::Result<()> {
+    if forbidden.is_empty() {
+        return Ok(());
+    }
+    let out = std::process::Command::new(objdump)
+        .arg("-d")
+        .arg(path)
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", objdump.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} -d {} failed: {}",
+        objdump.display(),
+        path.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let found = forbidden_in_disassembly(&String::from_utf8_lossy(&out.stdout), forbidden);
+    anyhow::ensure!(
+        found.is_empty(),
+        "{}: contains instructions this CPU cannot execute: {}",
+        path.display(),
+        found
+            .iter()
+            .map(|(m, n)| format!("{m} ({n}x)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+/// Counts the mnemonics in objdump output that start with a forbidden prefix.
+fn forbidden_in_disassembly(text: &str, forbidden: &[String]) -> Vec<(String, usize)> {
+    let mut found = std::collections::BTreeMap::<&str, usize>::new();
+    for line in text.lines() {
+        // "  4003a0:\t27bdffe0 \taddiu\tsp,sp,-32"
+        let Some(mnemonic) = line
+            .split('\t')
+            .nth(2)
+            .and_then(|f| f.split_whitespace().next())
+        else {
+            continue;
+        };
+        if forbidden.iter().any(|p| mnemonic.starts_with(p.as_str())) {
+            *found.entry(mnemonic).or_default() += 1;
+        }
+    }
+    found.into_iter().map(|(m, n)| (m.to_string(), n)).collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn forbidden_mnemonics_are_found() {
+        let text = "  400000:\t27bdffe0 \taddiu\tsp,sp,-32\n  400004:\tc4200000 \tlwc1\t$f0,0(at)\n  400008:\t46000000 \tadd.s\t$f0,$f0,$f0\n  40000c:\tc4200000 \tlwc1\t$f2,4(at)\nDisassembly of section .text:\n";
+        let forbidden = vec!["lwc1".to_string(), "add.".to_string()];
+        assert_eq!(
+            super::forbidden_in_disassembly(text, &forbidden),
+            vec![("add.s".to_string(), 1), ("lwc1".to_string(), 2)]
+        );
+        assert!(super::forbidden_in_disassembly(text, &["fadd".to_string()]).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -8,6 +8,8 @@
 //! * [`elf`]: checks that a built binary is static and for the right CPU.
 //! * [`workspace`]: where the source tree, the cache and the output directory are.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod elf;
 pub mod targets;
 pub mod toolchain;

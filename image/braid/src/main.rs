@@ -87,7 +87,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .current_dir(&ws.root)
                 .status()
                 .context("cannot run cargo")?;
-            Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+            Ok(ExitCode::from(
+                status.code().unwrap_or(1).clamp(0, 255) as u8
+            ))
         }
         Command::Env { target } => {
             let target = targets::find(&all, &target)?;
@@ -99,13 +101,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn print_targets(all: &[Target]) {
     println!(
-        "{:<13} {:<32} {:<7} {:<20} DESCRIPTION",
+        "{:<13} {:<31} {:<7} {:<27} DESCRIPTION",
         "NAME", "RUST TRIPLE", "STD", "ELF"
     );
     for t in all {
         let std = if t.build_std { "source" } else { "rustup" };
         println!(
-            "{:<13} {:<32} {:<7} {:<20} {}",
+            "{:<13} {:<31} {:<7} {:<27} {}",
             t.name,
             t.triple,
             std,
@@ -123,19 +125,39 @@ fn build_daemon(ws: &Workspace, target: &Target, release: bool) -> Result<PathBu
     if release {
         args.push("--release".into());
     }
-    eprintln!("braid: building braidd for {} ({}, {profile})", target.name, target.triple);
+    eprintln!(
+        "braid: building braidd for {} ({}, {profile})",
+        target.name, target.triple
+    );
     let started = Instant::now();
     let status = build
         .command("build", &args)
         .current_dir(&ws.root)
         .status()
         .context("cannot run cargo")?;
-    anyhow::ensure!(status.success(), "cargo build failed for target {}", target.name);
+    anyhow::ensure!(
+        status.success(),
+        "cargo build failed for target {}",
+        target.name
+    );
     let elapsed = started.elapsed();
 
-    let built = build.target_dir.join(&target.triple).join(profile).join("braidd");
+    let built = build
+        .target_dir
+        .join(&target.triple)
+        .join(profile)
+        .join("braidd");
     let info = braid::elf::check_binary(&built, &target.elf)?;
-    let dest = ws.out.join("braidd").join(&target.name).join(profile).join("braidd");
+    if !target.forbidden_mnemonics.is_empty() {
+        let objdump = braid::toolchain::find_objdump(target)?;
+        braid::elf::check_instructions(&built, &objdump, &target.forbidden_mnemonics)?;
+    }
+    let dest = ws
+        .out
+        .join("braidd")
+        .join(&target.name)
+        .join(profile)
+        .join("braidd");
     install_atomically(&built, &dest)?;
     let size = std::fs::metadata(&dest)?.len();
     println!("braidd for {} ({}, {profile})", target.name, target.triple);
@@ -143,6 +165,12 @@ fn build_daemon(ws: &Workspace, target: &Target, release: bool) -> Result<PathBu
     println!("  size   {size} bytes ({:.2} MiB)", size as f64 / 1048576.0);
     println!("  build  {:.1} s", elapsed.as_secs_f64());
     println!("  elf    {}, statically linked", info.spec);
+    if !target.forbidden_mnemonics.is_empty() {
+        println!(
+            "  insns  none of the {} forbidden prefixes",
+            target.forbidden_mnemonics.len()
+        );
+    }
     Ok(dest)
 }
 

@@ -29,6 +29,9 @@ pub struct Target {
     pub zig_cflags: Vec<String>,
     /// What the binaries' ELF header must say.
     pub elf: ElfSpec,
+    /// Instruction prefixes the CPU cannot execute (e.g. FPU ops on a core without
+    /// one); a binary containing any is refused.
+    pub forbidden_mnemonics: Vec<String>,
     /// How to run binaries under user-mode emulation.
     pub qemu: QemuUser,
     /// How the kernel is built for this CPU.
@@ -211,6 +214,8 @@ struct RawElf {
     class: u8,
     endian: Endian,
     machine: String,
+    #[serde(default)]
+    forbidden_mnemonics: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -305,7 +310,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Target, TargetError> {
     if !raw.rust.triple.contains("-linux-") {
         return Err(invalid(
             "rust.triple",
-            format!("`{}` is not a Linux target; braidd runs on Linux", raw.rust.triple),
+            format!(
+                "`{}` is not a Linux target; braidd runs on Linux",
+                raw.rust.triple
+            ),
         ));
     }
     if !raw.cc.zig_target.contains("-linux-musl") || !is_word(&raw.cc.zig_target) {
@@ -320,17 +328,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Target, TargetError> {
     let class = match raw.elf.class {
         32 => ElfClass::Elf32,
         64 => ElfClass::Elf64,
-        other => return Err(invalid("elf.class", format!("{other}; valid values are 32 and 64"))),
+        other => {
+            return Err(invalid(
+                "elf.class",
+                format!("{other}; valid values are 32 and 64"),
+            ))
+        }
     };
     let machine = Machine::ALL
         .iter()
         .find(|(_, n)| *n == raw.elf.machine)
         .map(|(m, _)| *m)
         .ok_or_else(|| {
-            let valid: Vec<String> = Machine::ALL.iter().map(|(_, n)| format!("\"{n}\"")).collect();
+            let valid: Vec<String> = Machine::ALL
+                .iter()
+                .map(|(_, n)| format!("\"{n}\""))
+                .collect();
             invalid(
                 "elf.machine",
-                format!("`{}`; valid values are {}", raw.elf.machine, valid.join(", ")),
+                format!(
+                    "`{}`; valid values are {}",
+                    raw.elf.machine,
+                    valid.join(", ")
+                ),
             )
         })?;
     for (field, value) in [
@@ -359,6 +379,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Target, TargetError> {
             endian: raw.elf.endian,
             machine,
         },
+        forbidden_mnemonics: raw.elf.forbidden_mnemonics,
         qemu: QemuUser {
             binary: raw.qemu.user,
             cpu: raw.qemu.cpu,

@@ -89,12 +89,25 @@ pub fn find_qemu(target: &Target) -> Result<PathBuf, MissingTool> {
     })
 }
 
+/// Finds the target's binutils objdump (`<kernel.cross_compile>objdump`).
+pub fn find_objdump(target: &Target) -> Result<PathBuf, MissingTool> {
+    let name = format!("{}objdump", target.kernel.cross_compile);
+    which(&name).ok_or_else(|| MissingTool {
+        tool: name,
+        looked: "looked on PATH".into(),
+        role: "disassembles this target's binaries to check their instructions",
+        package: format!("the Debian package {}", target.kernel.package),
+    })
+}
+
 /// The active toolchain's sysroot (`rustc --print sysroot`).
 pub fn sysroot() -> anyhow::Result<PathBuf> {
     let out = Command::new(rustc())
         .args(["--print", "sysroot"])
         .output()
-        .map_err(|e| anyhow::anyhow!("cannot run rustc: {e}; install Rust with rustup (ci/setup)"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot run rustc: {e}; install Rust with rustup (ci/setup)")
+        })?;
     anyhow::ensure!(
         out.status.success(),
         "rustc --print sysroot failed: {}",
@@ -168,11 +181,17 @@ impl CrossBuild {
 
         let mut env: Vec<(String, OsString)> = vec![
             (format!("CARGO_TARGET_{key}_LINKER"), wrapper.clone().into()),
-            (format!("CARGO_TARGET_{key}_RUSTFLAGS"), rustflags.join(" ").into()),
+            (
+                format!("CARGO_TARGET_{key}_RUSTFLAGS"),
+                rustflags.join(" ").into(),
+            ),
             (format!("CC_{cc_key}"), wrapper.into()),
             ("BRAID_ZIG".into(), zig.into()),
             ("BRAID_ZIG_TARGET".into(), target.zig_target.clone().into()),
-            ("BRAID_ZIG_CFLAGS".into(), target.zig_cflags.join(" ").into()),
+            (
+                "BRAID_ZIG_CFLAGS".into(),
+                target.zig_cflags.join(" ").into(),
+            ),
             ("ZIG_GLOBAL_CACHE_DIR".into(), zig_cache.clone().into()),
             ("ZIG_LOCAL_CACHE_DIR".into(), zig_cache.into()),
             ("CARGO_TARGET_DIR".into(), target_dir.clone().into()),

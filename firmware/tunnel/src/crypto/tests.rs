@@ -36,8 +36,13 @@ fn rfc8439_aead_vector() {
         .unwrap();
     assert_eq!(text, RFC8439_CIPHER);
     assert_eq!(tag.as_slice(), RFC8439_TAG);
-    aead.decrypt_in_place_detached(Nonce::from_slice(&RFC8439_NONCE), &RFC8439_AAD, &mut text, &tag)
-        .unwrap();
+    aead.decrypt_in_place_detached(
+        Nonce::from_slice(&RFC8439_NONCE),
+        &RFC8439_AAD,
+        &mut text,
+        &tag,
+    )
+    .unwrap();
     assert_eq!(&text, RFC8439_PLAIN);
 }
 
@@ -81,7 +86,10 @@ fn replayed_packet_is_dropped() {
     let mut p = SEALED_0;
     assert_eq!(
         key.open(&mut p),
-        Err(OpenError::Replayed { path: 3, counter: 0 })
+        Err(OpenError::Replayed {
+            path: 3,
+            counter: 0
+        })
     );
 }
 
@@ -117,7 +125,10 @@ fn truncated_packets_are_dropped() {
         let mut p = SEALED_0;
         let err = key.open(&mut p[..len]).unwrap_err();
         if len < 32 {
-            assert_eq!(err, OpenError::Malformed(WireError::Truncated { len, min: 32 }));
+            assert_eq!(
+                err,
+                OpenError::Malformed(WireError::Truncated { len, min: 32 })
+            );
         } else {
             assert_eq!(err, OpenError::Unauthentic);
         }
@@ -166,7 +177,10 @@ fn sealing_stops_before_the_counter_limit() {
 fn seal_rejects_bad_arguments() {
     let mut key = SealingKey::new(KEY, INDEX);
     let mut buf = [0u8; 48];
-    assert_eq!(key.seal(MAX_PATHS as u8, &mut buf, 16), Err(SealError::BadPath(8)));
+    assert_eq!(
+        key.seal(MAX_PATHS as u8, &mut buf, 16),
+        Err(SealError::BadPath(8))
+    );
     assert_eq!(key.seal(0, &mut buf, 17), Err(SealError::BufferTooSmall));
     assert_eq!(key.sent(0), 0, "a failed seal consumes no counter");
 }

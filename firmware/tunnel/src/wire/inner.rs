@@ -155,7 +155,9 @@ impl InnerRepr {
         if self.flags & !Self::FLAGS_KNOWN != 0 {
             return Err(WireError::Reserved);
         }
-        let h = buf.get_mut(..INNER_HEADER_LEN).ok_or(WireError::BufferTooSmall)?;
+        let h = buf
+            .get_mut(..INNER_HEADER_LEN)
+            .ok_or(WireError::BufferTooSmall)?;
         h[field::KIND] = self.kind as u8;
         h[field::FLAGS] = self.flags;
         h[field::CLASS] = self.class;
@@ -216,14 +218,26 @@ mod tests {
         );
         let mut v = VECTOR;
         v[0] = 2;
-        assert_eq!(InnerPacket::new_checked(&v[..]).unwrap_err(), WireError::BadKind(2));
+        assert_eq!(
+            InnerPacket::new_checked(&v[..]).unwrap_err(),
+            WireError::BadKind(2)
+        );
         let mut v = VECTOR;
         v[1] = 0x80;
-        assert_eq!(InnerPacket::new_checked(&v[..]).unwrap_err(), WireError::Reserved);
+        assert_eq!(
+            InnerPacket::new_checked(&v[..]).unwrap_err(),
+            WireError::Reserved
+        );
         let mut v = VECTOR;
         v[3] = 1;
-        assert_eq!(InnerPacket::new_checked(&v[..]).unwrap_err(), WireError::Reserved);
-        let bad = InnerRepr { flags: 0x80, ..REPR };
+        assert_eq!(
+            InnerPacket::new_checked(&v[..]).unwrap_err(),
+            WireError::Reserved
+        );
+        let bad = InnerRepr {
+            flags: 0x80,
+            ..REPR
+        };
         assert_eq!(bad.emit(&mut [0; 12]), Err(WireError::Reserved));
         assert_eq!(REPR.emit(&mut [0; 11]), Err(WireError::BufferTooSmall));
     }

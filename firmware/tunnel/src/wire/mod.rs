@@ -86,7 +86,9 @@ pub enum WireError {
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Truncated { len, min } => write!(f, "truncated: {len} bytes, need at least {min}"),
+            Self::Truncated { len, min } => {
+                write!(f, "truncated: {len} bytes, need at least {min}")
+            }
             Self::WrongType(t) => write!(f, "unexpected message type {t}"),
             Self::Reserved => f.write_str("reserved field is not zero"),
             Self::BadPath(p) => write!(f, "path id {p} is not below {}", crate::MAX_PATHS),

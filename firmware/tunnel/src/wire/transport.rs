@@ -184,10 +184,16 @@ mod tests {
         }
         let mut v = VECTOR;
         v[0] = 1;
-        assert_eq!(TransportPacket::new_checked(&v[..]).unwrap_err(), WireError::WrongType(1));
+        assert_eq!(
+            TransportPacket::new_checked(&v[..]).unwrap_err(),
+            WireError::WrongType(1)
+        );
         let mut v = VECTOR;
         v[3] = 1;
-        assert_eq!(TransportPacket::new_checked(&v[..]).unwrap_err(), WireError::Reserved);
+        assert_eq!(
+            TransportPacket::new_checked(&v[..]).unwrap_err(),
+            WireError::Reserved
+        );
         let mut v = VECTOR;
         v[1] = MAX_PATHS as u8;
         assert_eq!(
