@@ -140,6 +140,17 @@ pub fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
+/// How std is built from source. Naming the features replaces std's defaults, which
+/// drops `backtrace` (symbolisation: gimli, addr2line, rustc-demangle, miniz, about
+/// 50 KB on MIPS; panic messages are still printed); `optimize_for_size` picks
+/// std's smaller algorithms; `panic-unwind` only makes unwinding available to the
+/// test harness, the firmware itself is built with panic=abort and does not link it.
+/// Together they cut braidd on mips from 816 KB to 502 KB (firmware/BENCHMARKS.md).
+pub const BUILD_STD_ARGS: [&str; 2] = [
+    "-Zbuild-std=std,panic_abort",
+    "-Zbuild-std-features=panic-unwind,optimize_for_size",
+];
+
 /// How to run cargo for one target: environment and extra arguments.
 #[derive(Debug, Clone)]
 pub struct CrossBuild {
@@ -206,7 +217,7 @@ impl CrossBuild {
         let mut args = vec!["--target".to_string(), target.triple.clone()];
         if target.build_std {
             env.push(("RUSTC_BOOTSTRAP".into(), "1".into()));
-            args.push("-Zbuild-std=std,panic_abort".into());
+            args.extend(BUILD_STD_ARGS.iter().map(|a| a.to_string()));
         }
         Ok(Self {
             env,

@@ -140,3 +140,25 @@ fn empty_and_missing_directories() {
     let e = load_dir(&dir).unwrap_err().to_string();
     assert!(e.contains("No such file"), "{e}");
 }
+
+/// Cross.toml (for `cross` users, untestable here) must not drift from targets/.
+#[test]
+fn cross_toml_mirrors_targets() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cross: toml::Table = std::fs::read_to_string(root.join("Cross.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sections = cross["target"].as_table().unwrap();
+    for t in load_dir(&root.join("targets")).unwrap() {
+        let section = sections
+            .get(&t.triple)
+            .unwrap_or_else(|| panic!("Cross.toml has no [target.{}]", t.triple));
+        assert_eq!(
+            section["build-std"].as_bool(),
+            Some(t.build_std),
+            "Cross.toml build-std for {}",
+            t.triple
+        );
+    }
+}
