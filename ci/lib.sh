@@ -31,6 +31,18 @@ target_names() {
     for f in "$BRAID_ROOT"/targets/*.toml; do basename "$f" .toml; done
 }
 
+# board_qemu_packages: the qemu-system packages the QEMU boards name, one per line.
+board_qemu_packages() {
+    "$PYTHON" - "$BRAID_ROOT"/board/*.toml "$BRAID_ROOT"/board/family/*.toml <<'PY'
+import sys, tomllib
+for f in sys.argv[1:]:
+    with open(f, "rb") as fh:
+        pkg = tomllib.load(fh).get("qemu", {}).get("package")
+    if pkg:
+        print(pkg)
+PY
+}
+
 # step TITLE CMD...: runs CMD, printing the title before and the time after.
 step() {
     local title=$1 start end

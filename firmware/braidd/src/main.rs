@@ -5,6 +5,7 @@
 //! `current_thread` runtime (a router has one or two slow cores; a work-stealing
 //! scheduler would only add memory and context switches).
 
+mod init;
 mod logger;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    if std::process::id() == 1 {
+        // As PID 1 the kernel passes its command line's unknown words as arguments;
+        // they are not ours to parse.
+        logger::init(log::LevelFilter::Info);
+        init::main(VERSION);
+    }
     let cli = Cli::parse();
     logger::init(cli.log_level);
     match cli.command.unwrap_or(Command::Run) {
@@ -62,7 +69,8 @@ fn selftest() -> ExitCode {
     }
 }
 
-fn run() -> ExitCode {
+/// Runs the daemon until a shutdown signal.
+pub(crate) fn run() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

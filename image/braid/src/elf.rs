@@ -79,6 +79,31 @@ fn inspect_as<H: FileHeader<Endian = Endianness>>(
     })
 }
 
+/// Bytes an ELF occupies in memory once loaded: from its lowest to its highest
+/// `PT_LOAD` address (for a kernel, text through bss).
+pub fn memory_size(data: &[u8]) -> anyhow::Result<u64> {
+    fn span<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> anyhow::Result<u64> {
+        let file = ElfFile::<H>::parse(data)?;
+        let e = file.endian();
+        let loads = file
+            .elf_program_headers()
+            .iter()
+            .filter(|p| p.p_type(e) == elf::PT_LOAD)
+            .map(|p| {
+                let start: u64 = p.p_vaddr(e).into();
+                let size: u64 = p.p_memsz(e).into();
+                (start, start + size)
+            });
+        let (lo, hi) = loads.fold((u64::MAX, 0), |(lo, hi), (s, t)| (lo.min(s), hi.max(t)));
+        Ok(hi.saturating_sub(lo))
+    }
+    match object::FileKind::parse(data)? {
+        object::FileKind::Elf32 => span::<elf::FileHeader32<Endianness>>(data),
+        object::FileKind::Elf64 => span::<elf::FileHeader64<Endianness>>(data),
+        other => anyhow::bail!("not an ELF file ({other:?})"),
+    }
+}
+
 /// Checks that the binary at `path` is static and matches `expected`.
 pub fn check_binary(path: &Path, expected: &ElfSpec) -> anyhow::Result<ElfInfo> {
     let data = std::fs::read(path)?;

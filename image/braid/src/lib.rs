@@ -15,8 +15,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod board;
+pub mod daemon;
 pub mod elf;
+pub mod epoch;
+pub mod images;
 pub mod kconfig;
+pub mod kernel;
+pub mod output;
+pub mod pipeline;
+pub mod progress;
+pub mod qemu;
+pub mod rootfs;
 pub mod size;
 pub mod targets;
 pub mod toolchain;

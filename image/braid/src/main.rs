@@ -1,12 +1,12 @@
-//! `braid`: board name in, flashable firmware out. For now it cross-compiles the
-//! daemon for any CPU target in targets/ and runs cargo with that target's toolchain.
+//! `braid`: board name in, flashable firmware out. It builds a board's images
+//! (`build`), boots QEMU boards (`run`), cross-compiles the daemon for any CPU
+//! target in targets/ (`daemon`) and runs cargo with a target's toolchain (`cargo`).
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
+use braid::pipeline;
 use braid::targets::{self, Target};
 use braid::toolchain::CrossBuild;
 use braid::workspace::Workspace;
@@ -21,6 +21,41 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// List the boards (board/*.toml).
+    Boards,
+    /// Build a board's images into out/<board>/.
+    Build {
+        /// Board name (see `braid boards`).
+        #[arg(long)]
+        board: String,
+        /// Show the plan without building or writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// A kernel tree or tarball to build instead of Debian's linux-source-6.1.
+        #[arg(long, value_name = "PATH")]
+        kernel_source: Option<std::path::PathBuf>,
+    },
+    /// Build a QEMU board if needed and boot it, with the serial console here.
+    Run {
+        /// Board name (see `braid boards`); a QEMU machine.
+        #[arg(long, default_value = "qemu-malta-le")]
+        board: String,
+        /// Number of emulated WAN NICs (one LAN NIC is always added).
+        #[arg(long, default_value_t = 1)]
+        wan: u8,
+        /// Power off right after braidd's boot banner (for tests and benchmarks).
+        #[arg(long)]
+        poweroff: bool,
+        /// Boot what is in out/<board>/ without rebuilding.
+        #[arg(long)]
+        no_build: bool,
+        /// A kernel tree or tarball to build instead of Debian's linux-source-6.1.
+        #[arg(long, value_name = "PATH")]
+        kernel_source: Option<std::path::PathBuf>,
+        /// Extra kernel command-line words.
+        #[arg(long, value_name = "WORDS")]
+        append: Vec<String>,
+    },
     /// List the CPU targets (targets/*.toml).
     Targets,
     /// Cross-compile braidd into a fully static binary for a target.
@@ -67,6 +102,65 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let ws = Workspace::discover();
     let all = targets::load_dir(&ws.targets_dir())?;
     match cli.command {
+        Command::Boards => {
+            print_boards(&ws, &all)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build {
+            board,
+            dry_run,
+            kernel_source,
+        } => {
+            let loaded = pipeline::load(&ws, &board)?;
+            let opts = pipeline::Options {
+                board,
+                kernel_source,
+            };
+            if dry_run {
+                for line in pipeline::plan(&ws, &loaded, &opts) {
+                    println!("{line}");
+                }
+            } else {
+                let report = pipeline::build(&ws, &loaded, &opts)?;
+                print!("{}", pipeline::summary(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            board,
+            wan,
+            poweroff,
+            no_build,
+            kernel_source,
+            append,
+        } => {
+            let loaded = pipeline::load(&ws, &board)?;
+            anyhow::ensure!(
+                loaded.board.qemu().is_some(),
+                "{} is a real board, not a QEMU machine; QEMU boards: {}",
+                board,
+                qemu_boards(&ws, &all)?.join(", ")
+            );
+            if !no_build {
+                let opts = pipeline::Options {
+                    board: board.clone(),
+                    kernel_source,
+                };
+                let report = pipeline::build(&ws, &loaded, &opts)?;
+                eprint!("{}", pipeline::summary(&report));
+            }
+            let opts = braid::qemu::RunOptions {
+                wans: wan,
+                poweroff,
+                append,
+            };
+            let mut cmd = braid::qemu::command(&loaded.board, &ws.out.join(&board), &opts)?;
+            eprintln!("braid: booting {board} in QEMU (quit: Ctrl-A then x)");
+            let status = cmd.status().context("cannot start QEMU")?;
+            Ok(ExitCode::from(
+                status.code().unwrap_or(1).clamp(0, 255) as u8
+            ))
+        }
         Command::Targets => {
             print_targets(&all);
             Ok(ExitCode::SUCCESS)
@@ -99,6 +193,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+fn print_boards(ws: &Workspace, targets: &[Target]) -> Result<()> {
+    let dir = ws.boards.clone();
+    println!(
+        "{:<22} {:<13} {:<22} {:<18} MODEL",
+        "NAME", "TARGET", "IMAGES", "HARDWARE"
+    );
+    for name in braid::board::list(&dir)? {
+        let b = braid::board::load(&dir, &name, targets)?;
+        let images: Vec<&str> = b.images.iter().map(|i| i.name()).collect();
+        let hw = match &b.hardware {
+            braid::board::Hardware::Emulated(q) => format!("QEMU {}", q.machine),
+            braid::board::Hardware::Real { verified: true } => "verified".into(),
+            braid::board::Hardware::Real { verified: false } => "not verified yet".into(),
+        };
+        println!(
+            "{:<22} {:<13} {:<22} {:<18} {} {}",
+            b.name,
+            b.target,
+            images.join(","),
+            hw,
+            b.vendor,
+            b.model
+        );
+    }
+    Ok(())
+}
+
+fn qemu_boards(ws: &Workspace, targets: &[Target]) -> Result<Vec<String>> {
+    let dir = ws.boards.clone();
+    let mut out = Vec::new();
+    for name in braid::board::list(&dir)? {
+        if braid::board::load(&dir, &name, targets)?.qemu().is_some() {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
 fn print_targets(all: &[Target]) {
     println!(
         "{:<13} {:<31} {:<7} {:<27} DESCRIPTION",
@@ -117,75 +249,26 @@ fn print_targets(all: &[Target]) {
     }
 }
 
-/// Builds braidd, checks the binary, and copies it into the output directory.
-fn build_daemon(ws: &Workspace, target: &Target, release: bool) -> Result<PathBuf> {
-    let build = CrossBuild::new(ws, target, false)?;
-    let profile = if release { "release" } else { "debug" };
-    let mut args = vec!["-p".to_string(), "braidd".to_string()];
-    if release {
-        args.push("--release".into());
-    }
-    eprintln!(
-        "braid: building braidd for {} ({}, {profile})",
-        target.name, target.triple
+/// Builds braidd and prints where it is, how big, and how long it took.
+fn build_daemon(ws: &Workspace, target: &Target, release: bool) -> Result<()> {
+    let d = braid::daemon::build(ws, target, release)?;
+    println!(
+        "braidd for {} ({}, {})",
+        target.name, target.triple, d.profile
     );
-    let started = Instant::now();
-    let status = build
-        .command("build", &args)
-        .current_dir(&ws.root)
-        .status()
-        .context("cannot run cargo")?;
-    anyhow::ensure!(
-        status.success(),
-        "cargo build failed for target {}",
-        target.name
+    println!("  path   {}", d.path.display());
+    println!(
+        "  size   {} bytes ({:.2} MiB)",
+        d.size,
+        d.size as f64 / 1048576.0
     );
-    let elapsed = started.elapsed();
-
-    let built = build
-        .target_dir
-        .join(&target.triple)
-        .join(profile)
-        .join("braidd");
-    let info = braid::elf::check_binary(&built, &target.elf)?;
-    if !target.forbidden_mnemonics.is_empty() {
-        let objdump = braid::toolchain::find_objdump(target)?;
-        braid::elf::check_instructions(&built, &objdump, &target.forbidden_mnemonics)?;
-    }
-    let dest = ws
-        .out
-        .join("braidd")
-        .join(&target.name)
-        .join(profile)
-        .join("braidd");
-    install_atomically(&built, &dest)?;
-    let size = std::fs::metadata(&dest)?.len();
-    println!("braidd for {} ({}, {profile})", target.name, target.triple);
-    println!("  path   {}", dest.display());
-    println!("  size   {size} bytes ({:.2} MiB)", size as f64 / 1048576.0);
-    println!("  build  {:.1} s", elapsed.as_secs_f64());
-    println!("  elf    {}, statically linked", info.spec);
+    println!("  build  {:.1} s", d.elapsed.as_secs_f64());
+    println!("  elf    {}, statically linked", d.elf.spec);
     if !target.forbidden_mnemonics.is_empty() {
         println!(
             "  insns  none of the {} forbidden prefixes",
             target.forbidden_mnemonics.len()
         );
     }
-    Ok(dest)
-}
-
-/// Copies `from` to `to` through a temporary file in the same directory, so `to`
-/// is either the old file or the complete new one, never a partial copy.
-fn install_atomically(from: &Path, to: &Path) -> Result<()> {
-    let dir = to.parent().context("output path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        to.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::copy(from, &tmp)
-        .with_context(|| format!("cannot copy {} to {}", from.display(), tmp.display()))?;
-    std::fs::rename(&tmp, to).with_context(|| format!("cannot rename to {}", to.display()))?;
     Ok(())
 }

@@ -12,6 +12,9 @@ pub struct Workspace {
     pub cache: PathBuf,
     /// Where finished artifacts are written (never partially).
     pub out: PathBuf,
+    /// The board files: `board/`, or `BRAID_BOARD_DIR` (tests point it at boards of
+    /// their own while building from this checkout).
+    pub boards: PathBuf,
 }
 
 impl Workspace {
@@ -30,10 +33,14 @@ impl Workspace {
         let out = std::env::var_os("BRAID_OUT")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("out"));
+        let boards = std::env::var_os("BRAID_BOARD_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("board"));
         Self {
             root,
             cache: cache_dir(),
             out,
+            boards,
         }
     }
 

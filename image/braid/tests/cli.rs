@@ -1,6 +1,8 @@
 //! The `braid` command's errors, as a user sees them: each names what is wrong and
 //! what would be valid or how to fix it, and exits with status 2.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
