@@ -35,6 +35,16 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         kernel_source: Option<std::path::PathBuf>,
     },
+    /// Configure a board's kernel and verify the config, without building it;
+    /// prints the resolved .config's path.
+    Config {
+        /// Board name (see `braid boards`).
+        #[arg(long)]
+        board: String,
+        /// A kernel tree or tarball to use instead of Debian's linux-source-6.1.
+        #[arg(long, value_name = "PATH")]
+        kernel_source: Option<std::path::PathBuf>,
+    },
     /// Build a QEMU board if needed and boot it, with the serial console here.
     Run {
         /// Board name (see `braid boards`); a QEMU machine.
@@ -124,6 +134,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let report = pipeline::build(&ws, &loaded, &opts)?;
                 print!("{}", pipeline::summary(&report));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            board,
+            kernel_source,
+        } => {
+            let loaded = pipeline::load(&ws, &board)?;
+            let src = braid::kernel::source::resolve(kernel_source.as_deref(), &ws.cache)?;
+            let kernel = braid::kernel::Kernel::new(&loaded.board, &loaded.target, &src, &ws.cache)?;
+            kernel.configure()?;
+            println!("{}", kernel.dir.join(".config").display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

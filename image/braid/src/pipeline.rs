@@ -332,7 +332,7 @@ pub fn build(ws: &Workspace, l: &Loaded, opts: &Options) -> Result<Report> {
         "version": stamp.version,
         "revision": stamp.revision,
         "source_date_epoch": stamp.epoch,
-        "kernel": { "load": b.kernel.load_addr, "entry": ram_kernel.entry },
+        "kernel": { "load": b.kernel.load_addr, "entry": ram_kernel.entry, "build_dir": kernel.dir },
         "files": outputs.iter().map(|o| serde_json::json!({"name": o.name, "size": o.size, "what": o.what})).collect::<Vec<_>>(),
         "checks": fits.iter().map(|f| serde_json::json!({"what": f.what, "needed": f.needed, "available": f.available})).collect::<Vec<_>>(),
     });

@@ -393,6 +393,12 @@ pub fn load(dir: &Path, name: &str, targets: &[Target]) -> Result<Board, BoardEr
     validate::board(dir, name, chain, raw, targets)
 }
 
+/// Checks the text of one board file against the schema on its own (unknown
+/// fields, types), as every file of a chain is checked; for fuzzing and editors.
+pub fn parse_file(path: &Path, text: &str) -> Result<(), BoardError> {
+    parse_raw(path, text).map(drop)
+}
+
 /// Reads one file as TOML, checking it against the schema on its own (so unknown
 /// fields are reported with this file's line).
 fn read_raw(path: &Path) -> Result<(toml::Table, RawBoard), BoardError> {
@@ -400,12 +406,16 @@ fn read_raw(path: &Path) -> Result<(toml::Table, RawBoard), BoardError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_raw(path, &text)
+}
+
+fn parse_raw(path: &Path, text: &str) -> Result<(toml::Table, RawBoard), BoardError> {
     let parse_err = |e: toml::de::Error| BoardError::Parse {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
     };
-    let raw: RawBoard = toml::from_str(&text).map_err(parse_err)?;
-    let table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
+    let raw: RawBoard = toml::from_str(text).map_err(parse_err)?;
+    let table: toml::Table = toml::from_str(text).map_err(parse_err)?;
     Ok((table, raw))
 }
 

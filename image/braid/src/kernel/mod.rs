@@ -169,6 +169,21 @@ impl<'a> Kernel<'a> {
         })
     }
 
+    /// Holds the build directory for this process: two braid runs building the
+    /// same kernel wait for each other instead of corrupting the tree.
+    fn lock(&self) -> Result<nix::fcntl::Flock<std::fs::File>> {
+        std::fs::create_dir_all(self.dir.parent().context("kernel cache has no parent")?)?;
+        let path = self.dir.with_extension("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+    }
+
     fn make(&self) -> Make<'_> {
         Make::new(
             &self.source.tree,
@@ -187,6 +202,10 @@ impl<'a> Kernel<'a> {
     /// Configures the build directory, unless it already holds this configuration,
     /// and verifies that Kconfig kept every requested symbol.
     pub fn configure(&self) -> Result<()> {
+        if self.is_configured() {
+            return Ok(());
+        }
+        let _lock = self.lock()?;
         if self.is_configured() {
             return Ok(());
         }
@@ -262,6 +281,7 @@ impl<'a> Kernel<'a> {
     /// ("initramfs", "flash"). Returns cached artifacts when this exact initramfs
     /// was built before.
     pub fn build(&self, cpio: &[u8], variant: &str) -> Result<Artifacts> {
+        let _lock = self.lock()?;
         if !self.is_configured() {
             bail!("kernel for {} is not configured", self.board.name);
         }
