@@ -79,27 +79,23 @@ fn inspect_as<H: FileHeader<Endian = Endianness>>(
     })
 }
 
-/// Bytes an ELF occupies in memory once loaded: from its lowest to its highest
-/// `PT_LOAD` address (for a kernel, text through bss).
+/// Bytes an ELF occupies in memory once loaded: the sum of its `PT_LOAD`
+/// segments' sizes (for a kernel, text through bss). Not the span between the
+/// lowest and highest address: ARM kernels load their vectors far from the rest.
 pub fn memory_size(data: &[u8]) -> anyhow::Result<u64> {
-    fn span<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> anyhow::Result<u64> {
+    fn total<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> anyhow::Result<u64> {
         let file = ElfFile::<H>::parse(data)?;
         let e = file.endian();
-        let loads = file
+        Ok(file
             .elf_program_headers()
             .iter()
             .filter(|p| p.p_type(e) == elf::PT_LOAD)
-            .map(|p| {
-                let start: u64 = p.p_vaddr(e).into();
-                let size: u64 = p.p_memsz(e).into();
-                (start, start + size)
-            });
-        let (lo, hi) = loads.fold((u64::MAX, 0), |(lo, hi), (s, t)| (lo.min(s), hi.max(t)));
-        Ok(hi.saturating_sub(lo))
+            .map(|p| -> u64 { p.p_memsz(e).into() })
+            .sum())
     }
     match object::FileKind::parse(data)? {
-        object::FileKind::Elf32 => span::<elf::FileHeader32<Endianness>>(data),
-        object::FileKind::Elf64 => span::<elf::FileHeader64<Endianness>>(data),
+        object::FileKind::Elf32 => total::<elf::FileHeader32<Endianness>>(data),
+        object::FileKind::Elf64 => total::<elf::FileHeader64<Endianness>>(data),
         other => anyhow::bail!("not an ELF file ({other:?})"),
     }
 }

@@ -142,7 +142,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let loaded = pipeline::load(&ws, &board)?;
             let src = braid::kernel::source::resolve(kernel_source.as_deref(), &ws.cache)?;
-            let kernel = braid::kernel::Kernel::new(&loaded.board, &loaded.target, &src, &ws.cache)?;
+            let kernel =
+                braid::kernel::Kernel::new(&loaded.board, &loaded.target, &src, &ws.cache)?;
             kernel.configure()?;
             println!("{}", kernel.dir.join(".config").display());
             Ok(ExitCode::SUCCESS)

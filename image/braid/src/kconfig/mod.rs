@@ -56,11 +56,9 @@ pub fn parse_line(line: &str) -> Option<Setting> {
     })
 }
 
+/// Kconfig names are mostly upper case, but not all (PPC_85xx, VFPv3).
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Reads a fragment: every setting with its line. Lines that are neither blank,
@@ -151,7 +149,8 @@ mod tests {
             "\"console=ttyS0\""
         );
         assert_eq!(parse_line("# a comment"), None);
-        assert_eq!(parse_line("CONFIG_lower=y"), None);
+        assert_eq!(parse_line("CONFIG_PPC_85xx=y").unwrap().name, "PPC_85xx");
+        assert_eq!(parse_line("CONFIG_A-B=y"), None);
         assert_eq!(parse_line("CONFIG_X="), None);
         assert_eq!(parse_line("MPTCP=y"), None);
     }

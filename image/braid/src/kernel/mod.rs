@@ -242,8 +242,48 @@ impl<'a> Kernel<'a> {
         make.run(&["olddefconfig"], &step)?;
         self.verify()?;
         std::fs::write(self.dir.join(".braid-configured"), &self.key)?;
+        self.claim();
         step.done();
         Ok(())
+    }
+
+    /// Records that this board now builds in this directory, and removes the
+    /// board's previous build directories that no other board uses: the cache
+    /// holds at most one kernel build per board.
+    fn claim(&self) {
+        let users = |dir: &Path| -> Vec<String> {
+            std::fs::read_to_string(dir.join(".braid-boards"))
+                .map(|s| s.lines().map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        let mut mine = users(&self.dir);
+        if !mine.contains(&self.board.name) {
+            mine.push(self.board.name.clone());
+            let _ = std::fs::write(self.dir.join(".braid-boards"), mine.join("\n"));
+        }
+        let Some(parent) = self.dir.parent() else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let other = e.path();
+            if other == self.dir || !other.is_dir() {
+                continue;
+            }
+            let mut theirs = users(&other);
+            if !theirs.contains(&self.board.name) {
+                continue;
+            }
+            theirs.retain(|b| b != &self.board.name);
+            if theirs.is_empty() {
+                let _ = std::fs::remove_dir_all(&other);
+                let _ = std::fs::remove_file(other.with_extension("lock"));
+            } else {
+                let _ = std::fs::write(other.join(".braid-boards"), theirs.join("\n"));
+            }
+        }
     }
 
     /// Compares the resolved .config with every requested setting.
