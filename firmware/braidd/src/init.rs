@@ -7,7 +7,9 @@
 //! off or a reboot.
 //!
 //! The kernel command line can ask for `braid.poweroff`: power off right after the
-//! banner. Boot tests and benchmarks use it to get a clean end.
+//! banner (or `braid.poweroff=reboot`: restart, for machines such as QEMU's ppce500
+//! that have no power-off; with QEMU's -no-reboot that ends QEMU too). Boot tests
+//! and benchmarks use it to get a clean end.
 
 use std::io::Write;
 use std::time::Duration;
@@ -27,9 +29,16 @@ pub fn main(version: &str) -> ! {
     let _ = out.flush();
     drop(out);
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    if wants_poweroff(&cmdline) {
-        println!("braidd: powering off ({POWEROFF_ARG} on the kernel command line)");
-        power_off();
+    match requested_end(&cmdline) {
+        Some(End::PowerOff) => {
+            println!("braidd: powering off ({POWEROFF_ARG} on the kernel command line)");
+            power_off();
+        }
+        Some(End::Reboot) => {
+            println!("braidd: powering off by restarting ({POWEROFF_ARG}=reboot on the kernel command line)");
+            reboot();
+        }
+        None => {}
     }
     let code = crate::run();
     log::error!("the daemon stopped ({code:?}); rebooting in 5 s");
@@ -37,9 +46,24 @@ pub fn main(version: &str) -> ! {
     reboot();
 }
 
-/// Whether the command line holds [`POWEROFF_ARG`] as a word.
-pub fn wants_poweroff(cmdline: &str) -> bool {
-    cmdline.split_whitespace().any(|w| w == POWEROFF_ARG)
+/// How the command line asks braidd to end after the banner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// `braid.poweroff`: power off.
+    PowerOff,
+    /// `braid.poweroff=reboot`: restart (the machine cannot power off).
+    Reboot,
+}
+
+/// Finds [`POWEROFF_ARG`] (as a whole word, or `=reboot`) on the command line.
+pub fn requested_end(cmdline: &str) -> Option<End> {
+    cmdline
+        .split_whitespace()
+        .find_map(|w| match w.strip_prefix(POWEROFF_ARG)? {
+            "" => Some(End::PowerOff),
+            "=reboot" => Some(End::Reboot),
+            _ => None,
+        })
 }
 
 fn mount_kernel_filesystems() {
@@ -173,10 +197,15 @@ mod tests {
 
     #[test]
     fn poweroff_is_a_whole_word() {
-        assert!(wants_poweroff("console=ttyS0 braid.poweroff panic=1"));
-        assert!(wants_poweroff("braid.poweroff"));
-        assert!(!wants_poweroff("console=ttyS0 braid.poweroffx"));
-        assert!(!wants_poweroff(""));
+        assert_eq!(
+            requested_end("console=ttyS0 braid.poweroff panic=1"),
+            Some(End::PowerOff)
+        );
+        assert_eq!(requested_end("braid.poweroff"), Some(End::PowerOff));
+        assert_eq!(requested_end("braid.poweroff=reboot"), Some(End::Reboot));
+        assert_eq!(requested_end("console=ttyS0 braid.poweroffx"), None);
+        assert_eq!(requested_end("braid.poweroff=now"), None);
+        assert_eq!(requested_end(""), None);
     }
 
     #[test]

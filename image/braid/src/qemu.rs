@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
 
-use crate::board::{Board, QemuKernel};
+use crate::board::{Board, PowerOff, QemuKernel};
 use crate::pipeline::names;
 use crate::toolchain::{which, MissingTool};
 
@@ -60,7 +60,10 @@ pub fn command(board: &Board, dir: &Path, opts: &RunOptions) -> Result<Command> 
     }
     let mut cmdline = vec![board.kernel.cmdline.clone(), "panic=1".into()];
     if opts.poweroff {
-        cmdline.push(crate::pipeline::POWEROFF_ARG.into());
+        cmdline.push(match q.poweroff {
+            PowerOff::PowerOff => crate::pipeline::POWEROFF_ARG.to_string(),
+            PowerOff::Reboot => format!("{}=reboot", crate::pipeline::POWEROFF_ARG),
+        });
     }
     cmdline.extend(opts.append.iter().cloned());
 

@@ -275,8 +275,27 @@ pub struct QemuSpec {
     pub nic: String,
     /// What `-kernel` is given.
     pub kernel: QemuKernel,
+    /// How the guest ends a test boot: power off, or restart (which `-no-reboot`
+    /// turns into QEMU exiting) on machines without a power-off device.
+    pub poweroff: PowerOff,
     /// Extra arguments.
     pub args: Vec<String>,
+}
+
+/// How a QEMU machine is switched off from inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerOff {
+    /// The machine has a power-off device (PIIX4 on Malta, PSCI on virt).
+    PowerOff,
+    /// It has none (ppce500): restart instead.
+    Reboot,
+}
+
+impl PowerOff {
+    const ALL: [(PowerOff, &'static str); 2] = [
+        (PowerOff::PowerOff, "poweroff"),
+        (PowerOff::Reboot, "reboot"),
+    ];
 }
 
 /// What QEMU's `-kernel` loads.

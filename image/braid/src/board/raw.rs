@@ -91,5 +91,6 @@ pub(super) struct RawQemu {
     pub memory: Option<Size>,
     pub nic: Option<String>,
     pub kernel: Option<String>,
+    pub poweroff: Option<String>,
     pub args: Option<Vec<String>>,
 }

@@ -332,6 +332,10 @@ fn qemu(c: &Check<'_>, q: RawQemu) -> Result<QemuSpec, BoardError> {
         memory: c.need("qemu.memory", q.memory)?.0,
         nic: c.text("qemu.nic", q.nic)?,
         kernel: c.named("qemu.kernel", &QemuKernel::ALL, q.kernel)?,
+        poweroff: match q.poweroff {
+            Some(p) => c.named("qemu.poweroff", &PowerOff::ALL, Some(p))?,
+            None => PowerOff::PowerOff,
+        },
         args,
     })
 }
