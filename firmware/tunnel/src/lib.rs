@@ -20,6 +20,7 @@
 
 pub mod control;
 pub mod crypto;
+pub mod handshake;
 mod selftest;
 pub mod wire;
 
