@@ -18,9 +18,13 @@
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+extern crate alloc;
+
 pub mod control;
 pub mod crypto;
 pub mod handshake;
+pub mod reorder;
+pub mod time;
 mod selftest;
 pub mod wire;
 

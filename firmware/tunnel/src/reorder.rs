@@ -1,0 +1,218 @@
+//! The receiver's reorder buffer: puts the packets of one traffic class back in
+//! sequence order, drops duplicates (the second copy of a redundant packet) and
+//! late packets, and never holds the flow for longer than its release timeout.
+//!
+//! # Bound
+//! It holds at most [`CAPACITY`] packets (a ring indexed by sequence number),
+//! i.e. at most `CAPACITY x MTU` bytes (about 384 KiB for 1500-byte packets) per
+//! traffic class. A packet more than `CAPACITY` ahead of the next expected one
+//! forces the head forward (what was missing counts as lost), so memory never
+//! grows with the delay spread.
+//!
+//! # Timeout
+//! When the next expected packet is missing, the packets behind it wait at most
+//! `timeout` (from the arrival of the oldest waiting one). The timeout adapts to
+//! how late out-of-order packets really arrive: twice a smoothed "lateness"
+//! (how long a hole took to fill), plus 2 ms, clamped to [2 ms, 250 ms]. With the
+//! earliest-arrival scheduler, holes usually fill within a millisecond or two, so
+//! a lost packet costs a few milliseconds, not a fixed worst case.
+
+
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::time::Instant;
+
+/// Packets a buffer holds at most.
+pub const CAPACITY: usize = 256;
+/// Shortest release timeout.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(2);
+/// Longest release timeout.
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Counters of a reorder buffer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReorderStats {
+    /// Packets delivered in order.
+    pub delivered: u64,
+    /// Packets that arrived ahead of a hole and waited.
+    pub reordered: u64,
+    /// Second copies (and replays of delivered sequence numbers) dropped.
+    pub duplicates: u64,
+    /// Packets that arrived after their place was skipped.
+    pub late: u64,
+    /// Sequence numbers given up on (holes skipped on timeout or overflow).
+    pub skipped: u64,
+}
+
+struct Slot {
+    seq: u32,
+    arrived: Instant,
+    packet: Vec<u8>,
+}
+
+/// One class's reorder buffer.
+pub struct Reorder {
+    /// Next sequence number to deliver; `None` until the first packet.
+    next: Option<u32>,
+    slots: Vec<Option<Slot>>,
+    held: usize,
+    /// Sequence numbers delivered or skipped recently, to tell duplicates from
+    /// late packets: bit i of `seen` is `next - 1 - i`.
+    seen: u128,
+    lateness_us: u64,
+    stats: ReorderStats,
+}
+
+/// Serial-number comparison (RFC 1982): is `a` before `b`?
+fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+impl Default for Reorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reorder {
+    /// An empty buffer; its slots are allocated once, here.
+    pub fn new() -> Self {
+        Self {
+            next: None,
+            slots: (0..CAPACITY).map(|_| None).collect(),
+            held: 0,
+            seen: 0,
+            lateness_us: 0,
+            stats: ReorderStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ReorderStats {
+        self.stats
+    }
+
+    /// Packets waiting.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// The current release timeout.
+    pub fn timeout(&self) -> Duration {
+        let t = Duration::from_micros(2 * self.lateness_us) + MIN_TIMEOUT;
+        t.clamp(MIN_TIMEOUT, MAX_TIMEOUT)
+    }
+
+    /// Takes in a packet with sequence number `seq`. In-order packets, and any
+    /// waiting ones they unblock, go to `deliver` at once.
+    pub fn push(&mut self, now: Instant, seq: u32, packet: &[u8], deliver: &mut impl FnMut(&[u8])) {
+        let next = *self.next.get_or_insert(seq);
+        if before(seq, next) {
+            let age = next.wrapping_sub(seq) - 1;
+            if age < 128 && self.seen & (1u128 << age) != 0 {
+                self.stats.duplicates += 1;
+            } else {
+                self.stats.late += 1;
+            }
+            return;
+        }
+        let ahead = seq.wrapping_sub(next) as usize;
+        if ahead >= CAPACITY {
+            // Too far ahead: give up on the oldest missing packets to make room.
+            let target = seq.wrapping_sub(CAPACITY as u32 - 1);
+            while self.next.is_some_and(|n| before(n, target)) {
+                self.advance(deliver);
+            }
+        }
+        let idx = seq as usize % CAPACITY;
+        if self.slots[idx].as_ref().is_some_and(|s| s.seq == seq) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        if Some(seq) != self.next {
+            self.stats.reordered += 1;
+        }
+        self.slots[idx] = Some(Slot {
+            seq,
+            arrived: now,
+            packet: packet.to_vec(),
+        });
+        self.held += 1;
+        // A packet filling the head hole: learn how late holes fill.
+        if Some(seq) == self.next && self.held > 1 {
+            if let Some(oldest) = self.oldest_waiting() {
+                let waited = now.saturating_since(oldest).as_micros() as u64;
+                self.lateness_us = (self.lateness_us * 7 + waited) / 8;
+            }
+        }
+        self.release(deliver);
+    }
+
+    fn oldest_waiting(&self) -> Option<Instant> {
+        self.slots.iter().flatten().map(|s| s.arrived).min()
+    }
+
+    /// Delivers the head and everything in sequence after it.
+    fn release(&mut self, deliver: &mut impl FnMut(&[u8])) {
+        while let Some(n) = self.next {
+            let idx = n as usize % CAPACITY;
+            match self.slots[idx].take() {
+                Some(slot) if slot.seq == n => {
+                    self.held -= 1;
+                    self.stats.delivered += 1;
+                    deliver(&slot.packet);
+                    self.mark_seen(true);
+                }
+                other => {
+                    self.slots[idx] = other;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Moves the head one forward: delivers it if present, else counts it skipped.
+    fn advance(&mut self, deliver: &mut impl FnMut(&[u8])) {
+        let Some(n) = self.next else { return };
+        let idx = n as usize % CAPACITY;
+        match self.slots[idx].take() {
+            Some(slot) if slot.seq == n => {
+                self.held -= 1;
+                self.stats.delivered += 1;
+                deliver(&slot.packet);
+                self.mark_seen(true);
+            }
+            other => {
+                self.slots[idx] = other;
+                self.stats.skipped += 1;
+                self.mark_seen(false);
+            }
+        }
+    }
+
+    fn mark_seen(&mut self, delivered: bool) {
+        self.seen = (self.seen << 1) | u128::from(delivered);
+        self.next = self.next.map(|n| n.wrapping_add(1));
+    }
+
+    /// When the oldest waiting packet's timeout expires, if any wait.
+    pub fn deadline(&self) -> Option<Instant> {
+        (self.held > 0).then(|| self.oldest_waiting().map(|t| t + self.timeout())).flatten()
+    }
+
+    /// Skips holes whose waiting packets have timed out, delivering what follows.
+    pub fn on_timeout(&mut self, now: Instant, deliver: &mut impl FnMut(&[u8])) {
+        let mut guard = 0;
+        while self.deadline().is_some_and(|d| d <= now) && guard < CAPACITY {
+            guard += 1;
+            // Skip up to the oldest waiting packet, then release what is in order.
+            self.advance(deliver);
+            self.release(deliver);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
