@@ -2,8 +2,8 @@
 //!
 //! They travel as the payload of an inner packet of kind
 //! [`InnerKind::Control`](crate::wire::InnerKind::Control), encoded with postcard
-//! (varint integers, so the encoding is the same on every CPU and small: a probe is
-//! 3-7 bytes). Lists are `heapless` vectors bounded by [`MAX_PATHS`], so decoding
+//! (varint integers, so the encoding is the same on every CPU and small: a report
+//! is 12-40 bytes). Lists are `heapless` vectors bounded by [`MAX_PATHS`], so decoding
 //! never allocates and every message fits in [`MAX_ENCODED_LEN`] bytes.
 
 use core::fmt;
@@ -14,37 +14,23 @@ use crate::MAX_PATHS;
 
 /// Upper bound of an encoded control message (checked by a test against the largest
 /// message that can be built).
-pub const MAX_ENCODED_LEN: usize = 256;
+pub const MAX_ENCODED_LEN: usize = 384;
 
 /// A control message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Control {
-    /// Heartbeat and RTT probe, sent on one path; the peer answers on the same path.
-    Probe {
-        /// Sender-chosen probe id, echoed back.
-        id: u32,
-    },
-    /// Answer to a [`Control::Probe`].
-    ProbeReply {
-        /// The probe's id.
-        id: u32,
-        /// The probe's inner `tx_time`, so the prober needs no table of send times.
-        echo_tx_time: u32,
-        /// Microseconds between the probe's arrival and this reply, subtracted from
-        /// the measured round trip.
-        hold_us: u32,
-    },
-    /// What the receiver saw on each path since its previous report; the sender's
-    /// rate, loss and delay estimators feed on it.
+    /// What the sender saw on each path since its previous report. Each side sends
+    /// one on every path at least every [`crate::path::HEARTBEAT`], on the path it
+    /// describes, so it doubles as the path's heartbeat and RTT probe.
     Report(Report),
     /// The sender is closing the session; the peer may drop its state at once.
     Close,
 }
 
-/// Receiver's per-path statistics, one entry per active path.
+/// Per-path statistics (one entry, for the path the report travels on).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Report {
-    /// One entry per path that carried traffic.
+    /// One entry per described path.
     pub paths: Vec<PathReport, MAX_PATHS>,
 }
 
@@ -53,16 +39,22 @@ pub struct Report {
 pub struct PathReport {
     /// Path id.
     pub path: u8,
-    /// Packets received (wrapping counter).
+    /// Packets received on this path (wrapping counter).
     pub packets: u32,
-    /// Bytes received (wrapping counter).
+    /// Bytes received on this path (wrapping counter).
     pub bytes: u32,
-    /// Highest transport counter accepted on this path; the gap to what was sent
-    /// is the loss.
+    /// Highest transport counter accepted on this path: with `packets`, the loss.
     pub highest_counter: u64,
-    /// Smallest one-way delay sample of the interval, in microseconds, relative to
-    /// the sender's clock (only its trend matters).
+    /// Smallest one-way delay sample of the interval, in microseconds, on the two
+    /// clocks (only its changes matter: a rise is a queue building up).
     pub owd_min_us: u32,
+    /// Send stamp of the last packet received on this path (zero: none yet).
+    pub echo_tx_time: u32,
+    /// Microseconds between that packet's arrival and this report: subtracted
+    /// from the round trip.
+    pub hold_us: u32,
+    /// Receive rate on this path over the interval, kbit/s.
+    pub rx_rate_kbps: u32,
 }
 
 /// Why a control message could not be encoded or decoded.
@@ -115,17 +107,7 @@ mod tests {
 
     #[test]
     fn vectors() {
-        roundtrip(&Control::Probe { id: 1 }, &[0x00, 0x01]);
-        roundtrip(&Control::Probe { id: 300 }, &[0x00, 0xac, 0x02]);
-        roundtrip(
-            &Control::ProbeReply {
-                id: 7,
-                echo_tx_time: 0x1234_5678,
-                hold_us: 150,
-            },
-            &[0x01, 0x07, 0xf8, 0xac, 0xd1, 0x91, 0x01, 0x96, 0x01],
-        );
-        roundtrip(&Control::Close, &[0x03]);
+        roundtrip(&Control::Close, &[0x01]);
         let mut paths = Vec::new();
         paths
             .push(PathReport {
@@ -134,13 +116,16 @@ mod tests {
                 bytes: 1_400_000,
                 highest_counter: u64::from(u32::MAX) + 1,
                 owd_min_us: 10_000,
+                echo_tx_time: 0x1234_5678,
+                hold_us: 150,
+                rx_rate_kbps: 20_000,
             })
             .unwrap();
         roundtrip(
             &Control::Report(Report { paths }),
             &[
-                0x02, 0x01, 0x01, 0xe8, 0x07, 0xc0, 0xb9, 0x55, 0x80, 0x80, 0x80, 0x80, 0x10, 0x90,
-                0x4e,
+                0x00, 0x01, 0x01, 0xe8, 0x07, 0xc0, 0xb9, 0x55, 0x80, 0x80, 0x80, 0x80, 0x10, 0x90,
+                0x4e, 0xf8, 0xac, 0xd1, 0x91, 0x01, 0x96, 0x01, 0xa0, 0x9c, 0x01,
             ],
         );
     }
@@ -153,6 +138,9 @@ mod tests {
             bytes: u32::MAX,
             highest_counter: u64::MAX,
             owd_min_us: u32::MAX,
+            echo_tx_time: u32::MAX,
+            hold_us: u32::MAX,
+            rx_rate_kbps: u32::MAX,
         };
         let mut paths = Vec::new();
         for _ in 0..MAX_PATHS {
@@ -172,19 +160,16 @@ mod tests {
         assert_eq!(Control::decode(&[0x09]), Err(ControlError::Malformed));
         assert_eq!(Control::decode(&[0x00]), Err(ControlError::Malformed));
         assert_eq!(
-            Control::decode(&[0x03, 0x00]),
+            Control::decode(&[0x01, 0x00]),
             Err(ControlError::TrailingBytes(1))
         );
         // A report claiming more paths than MAX_PATHS.
-        assert_eq!(Control::decode(&[0x02, 0x09]), Err(ControlError::Malformed));
+        assert_eq!(Control::decode(&[0x00, 0x09]), Err(ControlError::Malformed));
         let mut small = [0u8; 2];
+        let mut paths = Vec::new();
+        paths.push(PathReport::default()).unwrap();
         assert_eq!(
-            Control::ProbeReply {
-                id: 1,
-                echo_tx_time: 2,
-                hold_us: 3
-            }
-            .encode(&mut small),
+            Control::Report(Report { paths }).encode(&mut small),
             Err(ControlError::BufferTooSmall)
         );
     }

@@ -23,9 +23,10 @@ extern crate alloc;
 pub mod control;
 pub mod crypto;
 pub mod handshake;
+pub mod path;
 pub mod reorder;
-pub mod time;
 mod selftest;
+pub mod time;
 pub mod wire;
 
 pub use selftest::selftest;

@@ -17,8 +17,6 @@
 //! earliest-arrival scheduler, holes usually fill within a millisecond or two, so
 //! a lost packet costs a few milliseconds, not a fixed worst case.
 
-
-
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -199,7 +197,9 @@ impl Reorder {
 
     /// When the oldest waiting packet's timeout expires, if any wait.
     pub fn deadline(&self) -> Option<Instant> {
-        (self.held > 0).then(|| self.oldest_waiting().map(|t| t + self.timeout())).flatten()
+        (self.held > 0)
+            .then(|| self.oldest_waiting().map(|t| t + self.timeout()))
+            .flatten()
     }
 
     /// Skips holes whose waiting packets have timed out, delivering what follows.

@@ -59,8 +59,14 @@ mod tests {
         let t = Instant::from_micros(1_000);
         assert_eq!((t + Duration::from_millis(2)).as_micros(), 3_000);
         assert_eq!((t - Duration::from_secs(1)), Instant::ZERO);
-        assert_eq!(t.saturating_since(Instant::from_micros(5_000)), Duration::ZERO);
-        assert_eq!(Instant::from_micros(5_000).saturating_since(t), Duration::from_millis(4));
+        assert_eq!(
+            t.saturating_since(Instant::from_micros(5_000)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            Instant::from_micros(5_000).saturating_since(t),
+            Duration::from_millis(4)
+        );
         assert_eq!(Instant::from_micros(u64::from(u32::MAX) + 5).stamp(), 4);
     }
 }

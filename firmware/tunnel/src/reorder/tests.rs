@@ -41,7 +41,11 @@ fn a_hole_holds_followers_until_filled() {
     push(&mut r, &mut out, t(3), 2);
     assert_eq!(out.0, [1, 2, 3, 4]);
     assert_eq!(r.stats().reordered, 2);
-    assert!(r.timeout() > MIN_TIMEOUT, "lateness learnt: {:?}", r.timeout());
+    assert!(
+        r.timeout() > MIN_TIMEOUT,
+        "lateness learnt: {:?}",
+        r.timeout()
+    );
 }
 
 #[test]

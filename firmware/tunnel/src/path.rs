@@ -1,0 +1,516 @@
+//! One WAN path as the sender sees it: round-trip time, one-way delay trend,
+//! loss, delivery rate, a pacer, and the liveness state machine
+//! probing -> up -> degraded -> down -> probing.
+//!
+//! Everything is learnt from the peer's per-path reports (see
+//! [`crate::control::PathReport`]), which each side sends on every path at least
+//! every [`HEARTBEAT`]: a report echoes the send stamp of the last packet the peer
+//! got on that path (round-trip time), counts what arrived (loss, forward
+//! liveness), and carries the peer's measured receive rate and minimum one-way
+//! delay (rate and queue build-up). Receiving anything at all on the path proves
+//! its reverse direction alive.
+//!
+//! # Rate
+//! The pacing rate follows BBR's model: the bottleneck bandwidth is the windowed
+//! maximum of the receive-rate samples; the pacer sends at that rate times a gain
+//! that starts high to find the rate (startup), then cycles 1.25, 0.75, 1, ... to
+//! keep probing without building a queue. A one-way delay rising more than
+//! [`QUEUE_TARGET`] above its minimum means a queue is building in the WAN: the
+//! estimate is cut to what is actually arriving. Nobody types in a link's speed;
+//! a configured cap only limits it.
+//!
+//! # Liveness
+//! A path is declared down when nothing arrives on it, or the peer reports nothing
+//! new from it, for `max(3 x srtt, 150 ms)`. It comes back as soon as something
+//! arrives again, and is used again after [`UP_AFTER`] reports showing progress.
+
+use core::time::Duration;
+
+use crate::control::PathReport;
+use crate::time::Instant;
+
+/// Reports (heartbeats) go out on an idle path at least this often.
+pub const HEARTBEAT: Duration = Duration::from_millis(50);
+/// Reports go out this often on a path that carried traffic.
+pub const REPORT_INTERVAL: Duration = Duration::from_millis(20);
+/// The shortest time without a sign of life that declares a path down.
+pub const MIN_DOWN_AFTER: Duration = Duration::from_millis(150);
+/// Reports showing progress needed to bring a probing path up.
+pub const UP_AFTER: u32 = 3;
+/// Queueing delay in the WAN above which the rate estimate is cut.
+pub const QUEUE_TARGET: Duration = Duration::from_millis(20);
+/// Most the pacer may be behind (queued in braid) before the path counts as full.
+pub const MAX_BACKLOG: Duration = Duration::from_millis(15);
+/// Rate a new path starts from: 2 Mbit/s.
+pub const INITIAL_RATE: u64 = 250_000;
+/// Lowest rate estimate: 64 kbit/s.
+pub const MIN_RATE: u64 = 8_000;
+/// Window of the bandwidth max filter.
+pub const BW_WINDOW: Duration = Duration::from_millis(1500);
+/// Window of the minimum RTT and minimum one-way delay.
+pub const MIN_WINDOW: Duration = Duration::from_secs(10);
+/// Loss (per mille) above which an up path counts as degraded.
+pub const DEGRADED_LOSS: u32 = 100;
+/// Loss (per mille) below which a degraded path is up again.
+pub const RECOVERED_LOSS: u32 = 30;
+
+const PROBE_GAINS: [u32; 8] = [125, 75, 100, 100, 100, 100, 100, 100];
+
+/// User settings for a path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathConfig {
+    /// Used only when no primary path is up.
+    pub backup: bool,
+    /// Upper bound of the sending rate, bytes per second.
+    pub cap: Option<u64>,
+}
+
+/// Where a path is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathState {
+    /// New, or back after being down: heartbeats only, until it proves itself.
+    Probing,
+    /// Carrying traffic.
+    Up,
+    /// Up, but losing many packets: used only when it is clearly the best.
+    Degraded,
+    /// Silent for too long: heartbeats only.
+    Down,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Startup {
+        best: u64,
+        flat_rounds: u8,
+        round_end: Instant,
+    },
+    Drain {
+        until: Instant,
+    },
+    ProbeBw {
+        phase: u8,
+        phase_end: Instant,
+    },
+}
+
+/// A windowed max (or min) of timestamped samples, in a small fixed ring.
+#[derive(Debug, Clone, Copy)]
+struct Windowed<const MAX: bool> {
+    samples: [(Instant, u64); 16],
+    len: usize,
+}
+
+impl<const MAX: bool> Windowed<MAX> {
+    const fn new() -> Self {
+        Self {
+            samples: [(Instant::ZERO, 0); 16],
+            len: 0,
+        }
+    }
+    fn better(a: u64, b: u64) -> bool {
+        if MAX {
+            a >= b
+        } else {
+            a <= b
+        }
+    }
+    fn push(&mut self, now: Instant, v: u64, window: Duration) {
+        // Drop samples that are out of the window or dominated by the new one.
+        let mut kept = 0;
+        for i in 0..self.len {
+            let (t, s) = self.samples[i];
+            if now.saturating_since(t) < window && !Self::better(v, s) {
+                self.samples[kept] = (t, s);
+                kept += 1;
+            }
+        }
+        self.len = kept;
+        if self.len == self.samples.len() {
+            self.samples.copy_within(1.., 0);
+            self.len -= 1;
+        }
+        self.samples[self.len] = (now, v);
+        self.len += 1;
+    }
+    fn get(&self) -> Option<u64> {
+        // Samples are kept best first (older dominated ones were dropped).
+        (self.len > 0).then(|| self.samples[0].1)
+    }
+    fn reset(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// What a path knows and decides.
+#[derive(Debug, Clone)]
+pub struct Path {
+    /// Path id (index in the session's path table, carried on the wire).
+    pub id: u8,
+    /// User settings.
+    pub config: PathConfig,
+    state: PathState,
+    srtt_us: Option<u64>,
+    rttvar_us: u64,
+    min_rtt: Windowed<false>,
+    owd_min: Windowed<false>,
+    owd_excess_us: u64,
+    last_heard: Option<Instant>,
+    last_progress: Option<Instant>,
+    peer_packets: Option<u32>,
+    good_reports: u32,
+    loss_permille: u32,
+    sent_at_last_report: u64,
+    btl_bw: u64,
+    bw: Windowed<true>,
+    mode: Mode,
+    next_send: Instant,
+    last_tx: Option<Instant>,
+    last_report_tx: Option<Instant>,
+    /// Packets and bytes sent on this path.
+    pub sent_packets: u64,
+    /// Bytes sent on this path.
+    pub sent_bytes: u64,
+}
+
+/// A snapshot for diagnostics (control socket, console, benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathInfo {
+    /// Path id.
+    pub id: u8,
+    /// State.
+    pub state: PathState,
+    /// Smoothed RTT, microseconds.
+    pub srtt_us: Option<u64>,
+    /// Minimum RTT in the window, microseconds.
+    pub min_rtt_us: Option<u64>,
+    /// Queueing delay estimate (one-way delay above its minimum), microseconds.
+    pub queue_us: u64,
+    /// Loss, per mille.
+    pub loss_permille: u32,
+    /// Bottleneck bandwidth estimate, bytes per second.
+    pub btl_bw: u64,
+    /// Current pacing rate, bytes per second.
+    pub pacing_rate: u64,
+    /// Packets sent.
+    pub sent_packets: u64,
+}
+
+impl Path {
+    /// A new path, probing.
+    pub fn new(id: u8, config: PathConfig, now: Instant) -> Self {
+        Self {
+            id,
+            config,
+            state: PathState::Probing,
+            srtt_us: None,
+            rttvar_us: 0,
+            min_rtt: Windowed::new(),
+            owd_min: Windowed::new(),
+            owd_excess_us: 0,
+            last_heard: None,
+            last_progress: None,
+            peer_packets: None,
+            good_reports: 0,
+            loss_permille: 0,
+            sent_at_last_report: 0,
+            btl_bw: INITIAL_RATE,
+            bw: Windowed::new(),
+            mode: Mode::Startup {
+                best: 0,
+                flat_rounds: 0,
+                round_end: now,
+            },
+            next_send: now,
+            last_tx: None,
+            last_report_tx: None,
+            sent_packets: 0,
+            sent_bytes: 0,
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> PathState {
+        self.state
+    }
+
+    /// Whether data may be scheduled on this path.
+    pub fn usable(&self) -> bool {
+        matches!(self.state, PathState::Up | PathState::Degraded)
+    }
+
+    fn srtt(&self) -> Duration {
+        Duration::from_micros(self.srtt_us.unwrap_or(100_000))
+    }
+
+    fn min_rtt(&self) -> Duration {
+        self.min_rtt
+            .get()
+            .map_or_else(|| self.srtt(), Duration::from_micros)
+    }
+
+    /// How long without a sign of life declares this path down.
+    pub fn down_after(&self) -> Duration {
+        (self.srtt() * 3).max(MIN_DOWN_AFTER)
+    }
+
+    fn gain(&self) -> u64 {
+        match self.mode {
+            Mode::Startup { .. } => 200,
+            Mode::Drain { .. } => 50,
+            Mode::ProbeBw { phase, .. } => {
+                u64::from(PROBE_GAINS[usize::from(phase) % PROBE_GAINS.len()])
+            }
+        }
+    }
+
+    /// Sending rate now, bytes per second.
+    pub fn pacing_rate(&self) -> u64 {
+        let rate = (self.btl_bw * self.gain() / 100).max(MIN_RATE);
+        self.config.cap.map_or(rate, |c| rate.min(c))
+    }
+
+    /// Time to serialise `size` bytes at the pacing rate.
+    fn tx_time(&self, size: usize) -> Duration {
+        Duration::from_micros(size as u64 * 1_000_000 / self.pacing_rate())
+    }
+
+    /// When a packet of `size` bytes handed over now would arrive at the peer, as
+    /// a delay from now; `None` if the path is not usable or its pacer is full.
+    pub fn eta(&self, now: Instant, size: usize) -> Option<Duration> {
+        if !self.usable() {
+            return None;
+        }
+        let backlog = self.next_send.saturating_since(now);
+        if backlog > MAX_BACKLOG {
+            return None;
+        }
+        let eta = backlog + self.tx_time(size) + self.min_rtt() / 2;
+        Some(if self.state == PathState::Degraded {
+            eta * 2
+        } else {
+            eta
+        })
+    }
+
+    /// Books `size` bytes on the pacer; returns when they may leave.
+    pub fn schedule(&mut self, now: Instant, size: usize) -> Instant {
+        let at = self.next_send.max(now);
+        self.next_send = at + self.tx_time(size);
+        at
+    }
+
+    /// Records that a packet left on this path.
+    pub fn on_sent(&mut self, now: Instant, size: usize, is_report: bool) {
+        self.sent_packets += 1;
+        self.sent_bytes += size as u64;
+        self.last_tx = Some(now);
+        if is_report {
+            self.last_report_tx = Some(now);
+        }
+    }
+
+    /// Records that an authenticated packet arrived on this path.
+    pub fn on_received(&mut self, now: Instant) {
+        self.last_heard = Some(now);
+        if self.state == PathState::Down {
+            self.state = PathState::Probing;
+            self.good_reports = 0;
+            self.last_progress = Some(now);
+        }
+    }
+
+    /// Learns from the peer's report about this path. `sent_until` is how many
+    /// packets this side had sent on the path when the reported counter left.
+    pub fn on_report(&mut self, now: Instant, r: &PathReport) {
+        // Round trip: now - echoed stamp - time the peer held it.
+        if r.echo_tx_time != 0 {
+            let rtt = now
+                .stamp()
+                .wrapping_sub(r.echo_tx_time)
+                .wrapping_sub(r.hold_us);
+            if rtt < 10_000_000 {
+                self.on_rtt_sample(now, u64::from(rtt.max(1)));
+            }
+        }
+        // Forward liveness and loss.
+        let progressed = self.peer_packets != Some(r.packets);
+        if progressed {
+            self.last_progress = Some(now);
+            if self.state == PathState::Probing {
+                self.good_reports += 1;
+                if self.good_reports >= UP_AFTER {
+                    self.state = PathState::Up;
+                }
+            }
+        }
+        if let Some(prev) = self.peer_packets {
+            let got = u64::from(r.packets.wrapping_sub(prev));
+            let sent = (r.highest_counter + 1).saturating_sub(self.sent_at_last_report);
+            if sent >= 10 {
+                let lost = sent.saturating_sub(got) * 1000 / sent;
+                self.loss_permille = ((u64::from(self.loss_permille) * 7 + lost) / 8) as u32;
+                self.sent_at_last_report = r.highest_counter + 1;
+            }
+        } else {
+            self.sent_at_last_report = r.highest_counter + 1;
+        }
+        self.peer_packets = Some(r.packets);
+        match self.state {
+            PathState::Up if self.loss_permille > DEGRADED_LOSS => self.state = PathState::Degraded,
+            PathState::Degraded if self.loss_permille < RECOVERED_LOSS => {
+                self.state = PathState::Up
+            }
+            _ => {}
+        }
+        // One-way delay: queue building up in the WAN.
+        if r.owd_min_us != 0 {
+            self.owd_min.push(now, u64::from(r.owd_min_us), MIN_WINDOW);
+            let base = self.owd_min.get().unwrap_or(u64::from(r.owd_min_us));
+            let excess = u64::from(r.owd_min_us).saturating_sub(base);
+            self.owd_excess_us = (self.owd_excess_us * 3 + excess) / 4;
+        }
+        self.on_rate_sample(now, u64::from(r.rx_rate_kbps) * 125);
+    }
+
+    fn on_rtt_sample(&mut self, now: Instant, rtt_us: u64) {
+        // RFC 6298 section 2.
+        match self.srtt_us {
+            None => {
+                self.srtt_us = Some(rtt_us);
+                self.rttvar_us = rtt_us / 2;
+            }
+            Some(srtt) => {
+                self.rttvar_us = (3 * self.rttvar_us + srtt.abs_diff(rtt_us)) / 4;
+                self.srtt_us = Some((7 * srtt + rtt_us) / 8);
+            }
+        }
+        self.min_rtt.push(now, rtt_us, MIN_WINDOW);
+    }
+
+    fn on_rate_sample(&mut self, now: Instant, rate: u64) {
+        if rate == 0 {
+            return;
+        }
+        self.bw.push(now, rate, BW_WINDOW);
+        let queueing = Duration::from_micros(self.owd_excess_us) > QUEUE_TARGET;
+        if queueing && !matches!(self.mode, Mode::Drain { .. }) {
+            // The WAN queue is growing: we send faster than the link drains.
+            self.bw.reset();
+            self.bw.push(now, rate, BW_WINDOW);
+            self.btl_bw = rate.max(MIN_RATE);
+            self.mode = Mode::Drain {
+                until: now + self.min_rtt(),
+            };
+            return;
+        }
+        self.btl_bw = self.bw.get().unwrap_or(rate).max(MIN_RATE);
+        let min_rtt = self.min_rtt().max(Duration::from_millis(10));
+        self.mode = match self.mode {
+            Mode::Startup {
+                best,
+                flat_rounds,
+                round_end,
+            } if now >= round_end => {
+                let (best, flat) = if self.btl_bw > best * 5 / 4 {
+                    (self.btl_bw, 0)
+                } else {
+                    (best, flat_rounds + 1)
+                };
+                if flat >= 3 {
+                    Mode::Drain {
+                        until: now + min_rtt,
+                    }
+                } else {
+                    Mode::Startup {
+                        best,
+                        flat_rounds: flat,
+                        round_end: now + self.srtt().max(Duration::from_millis(10)),
+                    }
+                }
+            }
+            Mode::Drain { until } if now >= until => Mode::ProbeBw {
+                phase: 2,
+                phase_end: now + min_rtt,
+            },
+            Mode::ProbeBw { phase, phase_end } if now >= phase_end => Mode::ProbeBw {
+                phase: (phase + 1) % PROBE_GAINS.len() as u8,
+                phase_end: now + min_rtt,
+            },
+            m => m,
+        };
+    }
+
+    /// Whether a report (heartbeat) is due on this path; `received` says whether
+    /// anything arrived on it since the last report.
+    pub fn report_due(&self, now: Instant, received: bool) -> bool {
+        let since = self
+            .last_report_tx
+            .map_or(Duration::MAX, |t| now.saturating_since(t));
+        since >= HEARTBEAT || (received && since >= REPORT_INTERVAL)
+    }
+
+    /// When the next report is due at the latest.
+    pub fn next_report(&self, received: bool) -> Option<Instant> {
+        self.last_report_tx
+            .map(|t| t + if received { REPORT_INTERVAL } else { HEARTBEAT })
+    }
+
+    /// Declares the path down when it has been silent too long; returns true when
+    /// it just went down.
+    pub fn check_liveness(&mut self, now: Instant) -> bool {
+        if self.state == PathState::Down {
+            return false;
+        }
+        let limit = self.down_after();
+        let silent = |t: Option<Instant>| t.is_some_and(|t| now.saturating_since(t) > limit);
+        let reverse_dead = silent(self.last_heard);
+        let forward_dead = silent(self.last_progress);
+        if reverse_dead || forward_dead {
+            self.state = PathState::Down;
+            self.good_reports = 0;
+            // Restart the rate search from half the old estimate when it heals.
+            self.btl_bw = (self.btl_bw / 2).max(INITIAL_RATE.min(self.btl_bw));
+            self.bw.reset();
+            self.mode = Mode::Startup {
+                best: 0,
+                flat_rounds: 0,
+                round_end: now,
+            };
+            self.next_send = now;
+            return true;
+        }
+        false
+    }
+
+    /// When liveness must be checked next.
+    pub fn liveness_deadline(&self) -> Option<Instant> {
+        if self.state == PathState::Down {
+            return None;
+        }
+        let limit = self.down_after();
+        [self.last_heard, self.last_progress]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t + limit + Duration::from_micros(1))
+    }
+
+    /// A snapshot for diagnostics.
+    pub fn info(&self) -> PathInfo {
+        PathInfo {
+            id: self.id,
+            state: self.state,
+            srtt_us: self.srtt_us,
+            min_rtt_us: self.min_rtt.get(),
+            queue_us: self.owd_excess_us,
+            loss_permille: self.loss_permille,
+            btl_bw: self.btl_bw,
+            pacing_rate: self.pacing_rate(),
+            sent_packets: self.sent_packets,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,212 @@
+//! The path estimator driven by hand-made reports.
+
+use super::*;
+
+fn ms(v: u64) -> Instant {
+    Instant::from_micros(v * 1000)
+}
+
+fn report(packets: u32, counter: u64, echo: Instant, rate_kbps: u32, owd_us: u32) -> PathReport {
+    PathReport {
+        path: 0,
+        packets,
+        bytes: packets * 1000,
+        highest_counter: counter,
+        owd_min_us: owd_us,
+        echo_tx_time: echo.stamp(),
+        hold_us: 0,
+        rx_rate_kbps: rate_kbps,
+    }
+}
+
+/// Drives a path with one report every 20 ms from `start`, echoing packets sent
+/// `rtt` earlier, with the given receive rate; returns the time reached.
+fn feed(p: &mut Path, start: u64, n: u64, rtt: u64, rate_kbps: u32, packets: &mut u32) -> u64 {
+    let mut t = start;
+    for _ in 0..n {
+        t += 20;
+        *packets += 10;
+        p.on_received(ms(t));
+        p.on_report(
+            ms(t),
+            &report(
+                *packets,
+                u64::from(*packets) - 1,
+                ms(t - rtt),
+                rate_kbps,
+                5_000,
+            ),
+        );
+    }
+    t
+}
+
+#[test]
+fn probing_path_comes_up_after_progress_and_learns_rtt() {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    assert_eq!(p.state(), PathState::Probing);
+    assert!(p.eta(ms(0), 1000).is_none(), "not usable while probing");
+    let mut packets = 0;
+    feed(&mut p, 100, 2, 30, 8000, &mut packets);
+    assert_eq!(p.state(), PathState::Probing);
+    feed(&mut p, 140, 1, 30, 8000, &mut packets);
+    assert_eq!(p.state(), PathState::Up);
+    let info = p.info();
+    assert_eq!(info.srtt_us, Some(30_000));
+    assert_eq!(info.min_rtt_us, Some(30_000));
+    assert!(p.eta(ms(160), 1000).is_some());
+}
+
+#[test]
+fn silence_declares_down_within_the_bound_and_it_heals() {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    let mut packets = 0;
+    let t = feed(&mut p, 100, 10, 20, 8000, &mut packets);
+    assert_eq!(p.state(), PathState::Up);
+    // srtt 20 ms: the bound is max(60 ms, 150 ms) = 150 ms after the last sign.
+    assert_eq!(p.down_after(), MIN_DOWN_AFTER);
+    assert!(!p.check_liveness(ms(t + 150)));
+    assert!(p.check_liveness(ms(t + 151)));
+    assert_eq!(p.state(), PathState::Down);
+    assert_eq!(p.liveness_deadline(), None);
+    // Something arrives again: probing, then up after UP_AFTER reports.
+    let t = t + 10_000;
+    p.on_received(ms(t));
+    assert_eq!(p.state(), PathState::Probing);
+    feed(&mut p, t, u64::from(UP_AFTER), 20, 8000, &mut packets);
+    assert_eq!(p.state(), PathState::Up);
+}
+
+#[test]
+fn reports_without_progress_mean_the_forward_direction_died() {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    let mut packets = 0;
+    let mut t = feed(&mut p, 0, 10, 20, 8000, &mut packets);
+    // Reports keep coming back (reverse alive) but count nothing new.
+    let mut went_down_at = None;
+    for _ in 0..20 {
+        t += 20;
+        p.on_received(ms(t));
+        p.on_report(
+            ms(t),
+            &report(packets, u64::from(packets) + 50, ms(t - 20), 0, 5_000),
+        );
+        if p.check_liveness(ms(t)) {
+            went_down_at = Some(t);
+            break;
+        }
+    }
+    let at = went_down_at.expect("declared down");
+    assert!(
+        at <= 200 + 160,
+        "down {at} ms, bound is 150 ms after the last progress at 200 ms"
+    );
+}
+
+#[test]
+fn rate_follows_the_receive_rate_and_respects_the_cap() {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    let mut packets = 0;
+    feed(&mut p, 0, 100, 20, 20_000, &mut packets);
+    let info = p.info();
+    assert_eq!(info.btl_bw, 20_000 * 125, "bottleneck = max receive rate");
+    assert!(info.pacing_rate >= 20_000 * 125 * 3 / 4 && info.pacing_rate <= 20_000 * 125 * 5 / 4);
+    let mut capped = Path::new(
+        1,
+        PathConfig {
+            backup: false,
+            cap: Some(500_000),
+        },
+        ms(0),
+    );
+    let mut packets = 0;
+    feed(&mut capped, 0, 100, 20, 20_000, &mut packets);
+    assert_eq!(capped.pacing_rate(), 500_000);
+}
+
+#[test]
+fn a_growing_one_way_delay_cuts_the_estimate() {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    let mut packets = 0;
+    let mut t = feed(&mut p, 0, 50, 20, 40_000, &mut packets);
+    assert_eq!(p.info().btl_bw, 40_000 * 125);
+    // The link slowed to 10 Mbit/s: samples drop and the WAN queue grows.
+    for i in 0..20u32 {
+        t += 20;
+        packets += 10;
+        p.on_received(ms(t));
+        p.on_report(
+            ms(t),
+            &report(
+                packets,
+                u64::from(packets) - 1,
+                ms(t - 20),
+                10_000,
+                5_000 + 5_000 * i,
+            ),
+        );
+    }
+    assert!(
+        p.info().btl_bw <= 10_000 * 125 * 11 / 10,
+        "{}",
+        p.info().btl_bw
+    );
+}
+
+#[test]
+fn loss_degrades_and_recovery_restores() {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    let mut packets = 0;
+    let mut t = feed(&mut p, 0, 10, 20, 8000, &mut packets);
+    let mut counter = u64::from(packets) - 1;
+    // Half of what is sent is lost.
+    for _ in 0..20 {
+        t += 20;
+        packets += 10;
+        counter += 20;
+        p.on_received(ms(t));
+        p.on_report(ms(t), &report(packets, counter, ms(t - 20), 8000, 5_000));
+    }
+    assert_eq!(p.state(), PathState::Degraded);
+    assert!(p.info().loss_permille > 300);
+    for _ in 0..40 {
+        t += 20;
+        packets += 20;
+        counter += 20;
+        p.on_received(ms(t));
+        p.on_report(ms(t), &report(packets, counter, ms(t - 20), 8000, 5_000));
+    }
+    assert_eq!(p.state(), PathState::Up);
+}
+
+#[test]
+fn pacer_spaces_packets_and_refuses_a_full_backlog() {
+    let mut p = Path::new(
+        0,
+        PathConfig {
+            backup: false,
+            cap: Some(125_000),
+        },
+        ms(0),
+    );
+    let mut packets = 0;
+    let t = feed(&mut p, 0, 5, 20, 1_000, &mut packets);
+    let now = ms(t);
+    // 125 kB/s: 1250 bytes take 10 ms.
+    assert_eq!(p.schedule(now, 1250), now);
+    assert!(p.eta(now, 1250).is_some(), "10 ms of backlog");
+    assert_eq!(p.schedule(now, 1250), now + Duration::from_millis(10));
+    assert!(p.eta(now, 1250).is_none(), "20 ms of backlog: full");
+}
+
+#[test]
+fn reports_are_due_on_time() {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    assert!(p.report_due(ms(0), false), "first heartbeat at once");
+    p.on_sent(ms(0), 60, true);
+    assert!(!p.report_due(ms(19), true));
+    assert!(p.report_due(ms(20), true));
+    assert!(!p.report_due(ms(49), false));
+    assert!(p.report_due(ms(50), false));
+    assert_eq!(p.next_report(false), Some(ms(50)));
+}
