@@ -17,6 +17,9 @@ use crate::MAX_PATHS;
 pub const MAX_ENCODED_LEN: usize = 384;
 
 /// A control message.
+// Reports dominate; a control message lives briefly on the stack and is never
+// boxed so the core needs no allocator for it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Control {
     /// What the sender saw on each path since its previous report. Each side sends
