@@ -20,8 +20,11 @@
 
 extern crate alloc;
 
+pub mod connection;
 pub mod control;
 pub mod crypto;
+pub mod endpoint;
+pub mod filter;
 pub mod handshake;
 pub mod path;
 pub mod reorder;

@@ -27,6 +27,7 @@
 use core::time::Duration;
 
 use crate::control::PathReport;
+use crate::filter::Windowed;
 use crate::time::Instant;
 
 /// Reports (heartbeats) go out on an idle path at least this often.
@@ -39,6 +40,10 @@ pub const MIN_DOWN_AFTER: Duration = Duration::from_millis(150);
 pub const UP_AFTER: u32 = 3;
 /// Queueing delay in the WAN above which the rate estimate is cut.
 pub const QUEUE_TARGET: Duration = Duration::from_millis(20);
+/// WAN queueing delay above which the pacer starts easing off.
+pub const QUEUE_EASE: Duration = Duration::from_millis(5);
+/// Queueing delay over [`QUEUE_EASE`] that halves the pacing rate.
+pub const QUEUE_EASE_SPAN: Duration = Duration::from_millis(60);
 /// Most the pacer may be behind (queued in braid) before the path counts as full.
 pub const MAX_BACKLOG: Duration = Duration::from_millis(15);
 /// Rate a new path starts from: 2 Mbit/s.
@@ -94,54 +99,6 @@ enum Mode {
     },
 }
 
-/// A windowed max (or min) of timestamped samples, in a small fixed ring.
-#[derive(Debug, Clone, Copy)]
-struct Windowed<const MAX: bool> {
-    samples: [(Instant, u64); 16],
-    len: usize,
-}
-
-impl<const MAX: bool> Windowed<MAX> {
-    const fn new() -> Self {
-        Self {
-            samples: [(Instant::ZERO, 0); 16],
-            len: 0,
-        }
-    }
-    fn better(a: u64, b: u64) -> bool {
-        if MAX {
-            a >= b
-        } else {
-            a <= b
-        }
-    }
-    fn push(&mut self, now: Instant, v: u64, window: Duration) {
-        // Drop samples that are out of the window or dominated by the new one.
-        let mut kept = 0;
-        for i in 0..self.len {
-            let (t, s) = self.samples[i];
-            if now.saturating_since(t) < window && !Self::better(v, s) {
-                self.samples[kept] = (t, s);
-                kept += 1;
-            }
-        }
-        self.len = kept;
-        if self.len == self.samples.len() {
-            self.samples.copy_within(1.., 0);
-            self.len -= 1;
-        }
-        self.samples[self.len] = (now, v);
-        self.len += 1;
-    }
-    fn get(&self) -> Option<u64> {
-        // Samples are kept best first (older dominated ones were dropped).
-        (self.len > 0).then(|| self.samples[0].1)
-    }
-    fn reset(&mut self) {
-        self.len = 0;
-    }
-}
-
 /// What a path knows and decides.
 #[derive(Debug, Clone)]
 pub struct Path {
@@ -160,9 +117,14 @@ pub struct Path {
     peer_packets: Option<u32>,
     good_reports: u32,
     loss_permille: u32,
-    sent_at_last_report: u64,
+    /// (peer's packet count, our sent counter) when loss was last measured.
+    loss_base: Option<(u32, u64)>,
     btl_bw: u64,
     bw: Windowed<true>,
+    /// The pacer had a backlog since the last rate sample: the sample measures the
+    /// path, not how much traffic happened to be offered (BBR's "app-limited").
+    saturated: bool,
+    saturated_round: bool,
     mode: Mode,
     next_send: Instant,
     last_tx: Option<Instant>,
@@ -194,6 +156,8 @@ pub struct PathInfo {
     pub pacing_rate: u64,
     /// Packets sent.
     pub sent_packets: u64,
+    /// Rate-search phase: "startup", "drain" or "probe".
+    pub mode: &'static str,
 }
 
 impl Path {
@@ -213,9 +177,11 @@ impl Path {
             peer_packets: None,
             good_reports: 0,
             loss_permille: 0,
-            sent_at_last_report: 0,
+            loss_base: None,
             btl_bw: INITIAL_RATE,
             bw: Windowed::new(),
+            saturated: false,
+            saturated_round: false,
             mode: Mode::Startup {
                 best: 0,
                 flat_rounds: 0,
@@ -264,9 +230,18 @@ impl Path {
         }
     }
 
-    /// Sending rate now, bytes per second.
+    /// Sending rate now, bytes per second: the estimate times the phase's gain,
+    /// eased off as the WAN queue grows beyond [`QUEUE_EASE`] (a proportional
+    /// brake that keeps the standing queue small even when the estimate is a few
+    /// per cent high, as a max filter over noisy samples tends to be).
     pub fn pacing_rate(&self) -> u64 {
-        let rate = (self.btl_bw * self.gain() / 100).max(MIN_RATE);
+        let excess = self
+            .owd_excess_us
+            .saturating_sub(QUEUE_EASE.as_micros() as u64);
+        let ease = 1000u64
+            .saturating_sub(excess * 1000 / QUEUE_EASE_SPAN.as_micros() as u64)
+            .max(500);
+        let rate = (self.btl_bw * self.gain() / 100 * ease / 1000).max(MIN_RATE);
         self.config.cap.map_or(rate, |c| rate.min(c))
     }
 
@@ -295,6 +270,10 @@ impl Path {
 
     /// Books `size` bytes on the pacer; returns when they may leave.
     pub fn schedule(&mut self, now: Instant, size: usize) -> Instant {
+        if self.next_send > now {
+            self.saturated = true;
+            self.saturated_round = true;
+        }
         let at = self.next_send.max(now);
         self.next_send = at + self.tx_time(size);
         at
@@ -344,16 +323,18 @@ impl Path {
                 }
             }
         }
-        if let Some(prev) = self.peer_packets {
-            let got = u64::from(r.packets.wrapping_sub(prev));
-            let sent = (r.highest_counter + 1).saturating_sub(self.sent_at_last_report);
-            if sent >= 10 {
-                let lost = sent.saturating_sub(got) * 1000 / sent;
-                self.loss_permille = ((u64::from(self.loss_permille) * 7 + lost) / 8) as u32;
-                self.sent_at_last_report = r.highest_counter + 1;
+        let sent_until = r.highest_counter + 1;
+        match self.loss_base {
+            Some((got0, sent0)) => {
+                let got = u64::from(r.packets.wrapping_sub(got0));
+                let sent = sent_until.saturating_sub(sent0);
+                if sent >= 20 {
+                    let lost = sent.saturating_sub(got) * 1000 / sent;
+                    self.loss_permille = ((u64::from(self.loss_permille) * 7 + lost) / 8) as u32;
+                    self.loss_base = Some((r.packets, sent_until));
+                }
             }
-        } else {
-            self.sent_at_last_report = r.highest_counter + 1;
+            None => self.loss_base = Some((r.packets, sent_until)),
         }
         self.peer_packets = Some(r.packets);
         match self.state {
@@ -389,11 +370,18 @@ impl Path {
     }
 
     fn on_rate_sample(&mut self, now: Instant, rate: u64) {
+        let saturated = core::mem::take(&mut self.saturated);
         if rate == 0 {
             return;
         }
-        self.bw.push(now, rate, BW_WINDOW);
-        let queueing = Duration::from_micros(self.owd_excess_us) > QUEUE_TARGET;
+        // Startup ends as soon as a queue shows (HyStart's delay signal): doubling
+        // one more round would overflow the modem's buffer.
+        let limit = if matches!(self.mode, Mode::Startup { .. }) {
+            2 * QUEUE_EASE
+        } else {
+            QUEUE_TARGET
+        };
+        let queueing = Duration::from_micros(self.owd_excess_us) > limit;
         if queueing && !matches!(self.mode, Mode::Drain { .. }) {
             // The WAN queue is growing: we send faster than the link drains.
             self.bw.reset();
@@ -404,7 +392,19 @@ impl Path {
             };
             return;
         }
-        self.btl_bw = self.bw.get().unwrap_or(rate).max(MIN_RATE);
+        // A sample taken while little was offered says nothing about capacity
+        // unless it is higher than what we believe.
+        if saturated || rate >= self.btl_bw {
+            self.bw.push(now, rate, BW_WINDOW);
+        }
+        // An expired window keeps the last estimate instead of decaying to the
+        // heartbeats' rate.
+        let floor = if matches!(self.mode, Mode::Startup { .. }) {
+            INITIAL_RATE
+        } else {
+            MIN_RATE
+        };
+        self.btl_bw = self.bw.get().unwrap_or(self.btl_bw).max(floor);
         let min_rtt = self.min_rtt().max(Duration::from_millis(10));
         self.mode = match self.mode {
             Mode::Startup {
@@ -412,10 +412,14 @@ impl Path {
                 flat_rounds,
                 round_end,
             } if now >= round_end => {
+                // Only rounds that were not app-limited can show a plateau.
+                let saturated_round = core::mem::take(&mut self.saturated_round);
                 let (best, flat) = if self.btl_bw > best * 5 / 4 {
                     (self.btl_bw, 0)
-                } else {
+                } else if saturated_round {
                     (best, flat_rounds + 1)
+                } else {
+                    (best, flat_rounds)
                 };
                 if flat >= 3 {
                     Mode::Drain {
@@ -425,7 +429,9 @@ impl Path {
                     Mode::Startup {
                         best,
                         flat_rounds: flat,
-                        round_end: now + self.srtt().max(Duration::from_millis(10)),
+                        // A round: until a rate sample can reflect this round's
+                        // sending (one trip there, one report back).
+                        round_end: now + self.srtt() + 2 * REPORT_INTERVAL,
                     }
                 }
             }
@@ -508,6 +514,11 @@ impl Path {
             btl_bw: self.btl_bw,
             pacing_rate: self.pacing_rate(),
             sent_packets: self.sent_packets,
+            mode: match self.mode {
+                Mode::Startup { .. } => "startup",
+                Mode::Drain { .. } => "drain",
+                Mode::ProbeBw { .. } => "probe",
+            },
         }
     }
 }

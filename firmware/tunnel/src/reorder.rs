@@ -3,27 +3,36 @@
 //! late packets, and never holds the flow for longer than its release timeout.
 //!
 //! # Bound
-//! It holds at most [`CAPACITY`] packets (a ring indexed by sequence number),
-//! i.e. at most `CAPACITY x MTU` bytes (about 384 KiB for 1500-byte packets) per
-//! traffic class. A packet more than `CAPACITY` ahead of the next expected one
-//! forces the head forward (what was missing counts as lost), so memory never
-//! grows with the delay spread.
+//! A buffer holds at most its capacity in packets (a ring indexed by sequence
+//! number), allocated as they arrive and freed as they leave: at most
+//! `capacity x MTU` bytes. The aggregate class uses [`CAPACITY`] = 2048 (3 MiB at
+//! 1500 bytes; what 300 ms of delay spread at 50 Mbit/s needs, since packets
+//! carried by a satellite path arrive that much after later packets carried by
+//! DSL); the redundant class, low-rate by nature, 256. A packet more than the
+//! capacity ahead of the next expected one forces the head forward (what was
+//! missing counts as lost), so memory never grows beyond the bound.
 //!
 //! # Timeout
 //! When the next expected packet is missing, the packets behind it wait at most
-//! `timeout` (from the arrival of the oldest waiting one). The timeout adapts to
-//! how late out-of-order packets really arrive: twice a smoothed "lateness"
-//! (how long a hole took to fill), plus 2 ms, clamped to [2 ms, 250 ms]. With the
-//! earliest-arrival scheduler, holes usually fill within a millisecond or two, so
-//! a lost packet costs a few milliseconds, not a fixed worst case.
+//! `timeout` (from the arrival of the oldest waiting one). The timeout adapts in
+//! two ways, and is the larger of:
+//! * the current one-way-delay spread between the paths in use, plus their
+//!   jitter, which the connection measures and sets with [`Reorder::set_floor`]: a
+//!   packet sent on the slow path can be that much behind one sent later on the
+//!   fast path;
+//! * twice a smoothed "lateness" (how long holes really took to fill), plus 2 ms,
+//!   doubled each time a packet arrives after its hole was given up on.
+//!
+//! It is clamped to [2 ms, 250 ms]. With the earliest-arrival scheduler, holes
+//! usually fill within a millisecond or two, so a lost packet costs little.
 
 use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::time::Instant;
 
-/// Packets a buffer holds at most.
-pub const CAPACITY: usize = 256;
+/// Packets the aggregate class's buffer holds at most.
+pub const CAPACITY: usize = 2048;
 /// Shortest release timeout.
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(2);
 /// Longest release timeout.
@@ -60,6 +69,7 @@ pub struct Reorder {
     /// late packets: bit i of `seen` is `next - 1 - i`.
     seen: u128,
     lateness_us: u64,
+    floor: Duration,
     stats: ReorderStats,
 }
 
@@ -75,14 +85,21 @@ impl Default for Reorder {
 }
 
 impl Reorder {
-    /// An empty buffer; its slots are allocated once, here.
+    /// An empty buffer of [`CAPACITY`] packets.
     pub fn new() -> Self {
+        Self::with_capacity(CAPACITY)
+    }
+
+    /// An empty buffer holding at most `capacity` packets (its slot table is
+    /// allocated here; packets as they arrive).
+    pub fn with_capacity(capacity: usize) -> Self {
         Self {
             next: None,
-            slots: (0..CAPACITY).map(|_| None).collect(),
+            slots: (0..capacity.max(2)).map(|_| None).collect(),
             held: 0,
             seen: 0,
             lateness_us: 0,
+            floor: Duration::ZERO,
             stats: ReorderStats::default(),
         }
     }
@@ -99,8 +116,14 @@ impl Reorder {
 
     /// The current release timeout.
     pub fn timeout(&self) -> Duration {
-        let t = Duration::from_micros(2 * self.lateness_us) + MIN_TIMEOUT;
-        t.clamp(MIN_TIMEOUT, MAX_TIMEOUT)
+        let learnt = Duration::from_micros(2 * self.lateness_us) + MIN_TIMEOUT;
+        learnt.max(self.floor).clamp(MIN_TIMEOUT, MAX_TIMEOUT)
+    }
+
+    /// Sets the delay spread (plus jitter) of the paths in use: no hole is given
+    /// up on sooner.
+    pub fn set_floor(&mut self, floor: Duration) {
+        self.floor = floor;
     }
 
     /// Takes in a packet with sequence number `seq`. In-order packets, and any
@@ -113,18 +136,22 @@ impl Reorder {
                 self.stats.duplicates += 1;
             } else {
                 self.stats.late += 1;
+                // We gave up too early: wait longer from now on.
+                self.lateness_us =
+                    (self.lateness_us * 2).clamp(1_000, MAX_TIMEOUT.as_micros() as u64);
             }
             return;
         }
+        let cap = self.slots.len();
         let ahead = seq.wrapping_sub(next) as usize;
-        if ahead >= CAPACITY {
+        if ahead >= cap {
             // Too far ahead: give up on the oldest missing packets to make room.
-            let target = seq.wrapping_sub(CAPACITY as u32 - 1);
+            let target = seq.wrapping_sub(cap as u32 - 1);
             while self.next.is_some_and(|n| before(n, target)) {
                 self.advance(deliver);
             }
         }
-        let idx = seq as usize % CAPACITY;
+        let idx = seq as usize % cap;
         if self.slots[idx].as_ref().is_some_and(|s| s.seq == seq) {
             self.stats.duplicates += 1;
             return;
@@ -155,7 +182,7 @@ impl Reorder {
     /// Delivers the head and everything in sequence after it.
     fn release(&mut self, deliver: &mut impl FnMut(&[u8])) {
         while let Some(n) = self.next {
-            let idx = n as usize % CAPACITY;
+            let idx = n as usize % self.slots.len();
             match self.slots[idx].take() {
                 Some(slot) if slot.seq == n => {
                     self.held -= 1;
@@ -174,7 +201,7 @@ impl Reorder {
     /// Moves the head one forward: delivers it if present, else counts it skipped.
     fn advance(&mut self, deliver: &mut impl FnMut(&[u8])) {
         let Some(n) = self.next else { return };
-        let idx = n as usize % CAPACITY;
+        let idx = n as usize % self.slots.len();
         match self.slots[idx].take() {
             Some(slot) if slot.seq == n => {
                 self.held -= 1;
@@ -205,7 +232,7 @@ impl Reorder {
     /// Skips holes whose waiting packets have timed out, delivering what follows.
     pub fn on_timeout(&mut self, now: Instant, deliver: &mut impl FnMut(&[u8])) {
         let mut guard = 0;
-        while self.deadline().is_some_and(|d| d <= now) && guard < CAPACITY {
+        while self.deadline().is_some_and(|d| d <= now) && guard < self.slots.len() {
             guard += 1;
             // Skip up to the oldest waiting packet, then release what is in order.
             self.advance(deliver);

@@ -26,6 +26,9 @@ fn feed(p: &mut Path, start: u64, n: u64, rtt: u64, rate_kbps: u32, packets: &mu
     for _ in 0..n {
         t += 20;
         *packets += 10;
+        // Keep the pacer busy: the samples then measure the path (not app-limited).
+        p.schedule(ms(t), 1500);
+        p.schedule(ms(t), 1500);
         p.on_received(ms(t));
         p.on_report(
             ms(t),
@@ -110,7 +113,10 @@ fn rate_follows_the_receive_rate_and_respects_the_cap() {
     feed(&mut p, 0, 100, 20, 20_000, &mut packets);
     let info = p.info();
     assert_eq!(info.btl_bw, 20_000 * 125, "bottleneck = max receive rate");
-    assert!(info.pacing_rate >= 20_000 * 125 * 3 / 4 && info.pacing_rate <= 20_000 * 125 * 5 / 4);
+    assert!(
+        info.pacing_rate >= 20_000 * 125 * 3 / 4 && info.pacing_rate <= 20_000 * 125 * 5 / 4,
+        "{info:?}"
+    );
     let mut capped = Path::new(
         1,
         PathConfig {
@@ -191,7 +197,8 @@ fn pacer_spaces_packets_and_refuses_a_full_backlog() {
     );
     let mut packets = 0;
     let t = feed(&mut p, 0, 5, 20, 1_000, &mut packets);
-    let now = ms(t);
+    // Past the backlog feed() leaves.
+    let now = ms(t + 200);
     // 125 kB/s: 1250 bytes take 10 ms.
     assert_eq!(p.schedule(now, 1250), now);
     assert!(p.eta(now, 1250).is_some(), "10 ms of backlog");

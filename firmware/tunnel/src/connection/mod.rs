@@ -1,0 +1,726 @@
+//! One tunnel session between a router and the concentrator, as a sans-IO state
+//! machine in the style of quinn-proto's `Connection`.
+//!
+//! The caller owns the sockets, the TUN device and the clock, and drives it:
+//!
+//! * [`Connection::handle`] with every datagram that arrived (any path); it
+//!   returns the path id the datagram authenticated for, so the caller can learn
+//!   the peer's current address on that path (NAT rebinding);
+//! * [`Connection::send`] with every IP packet from the LAN;
+//! * [`Connection::poll_transmit`] until it returns `None`, sending each datagram
+//!   on the path it names;
+//! * [`Connection::poll_deliver`] until `None`, writing each IP packet to TUN;
+//! * [`Connection::handle_timeout`] when [`Connection::poll_timeout`] expires.
+//!
+//! Inside: the handshake and rekeying, per-path estimators and pacers
+//! ([`crate::path`]), the earliest-arrival scheduler with per-class modes, per-path
+//! reports (which are also the heartbeats), and per-class reorder buffers.
+
+mod rx;
+mod session;
+
+extern crate alloc;
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::time::Duration;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, RngCore, SeedableRng};
+
+use crate::control::{Control, PathReport, Report, MAX_ENCODED_LEN};
+use crate::handshake::{self, Initiation, LocalIdentity, RemoteIdentity, SessionKeys, Tai64n};
+use crate::path::{Path, PathConfig, PathInfo, PathState};
+use crate::reorder::{Reorder, ReorderStats};
+use crate::time::Instant;
+use crate::wire::{
+    InnerKind, InnerPacket, InnerRepr, MessageType, INNER_HEADER_LEN, TAG_LEN, TRANSPORT_HEADER_LEN,
+};
+use crate::MAX_PATHS;
+use rx::RxPath;
+use session::Sessions;
+
+/// A new handshake after this much time on one key (WireGuard REKEY_AFTER_TIME).
+pub const REKEY_AFTER: Duration = Duration::from_secs(120);
+/// A key is never used after this (WireGuard REJECT_AFTER_TIME).
+pub const REJECT_AFTER: Duration = Duration::from_secs(180);
+/// Handshake retransmission interval (WireGuard REKEY_TIMEOUT).
+pub const REKEY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest IP packet the tunnel carries.
+pub const MAX_PACKET: usize = 1500;
+/// Largest datagram the tunnel sends.
+pub const MAX_DATAGRAM: usize = MAX_PACKET + crate::wire::OVERHEAD;
+/// Packets queued for transmission on one path, at most (the pacer keeps the
+/// backlog under [`crate::path::MAX_BACKLOG`]; this only bounds memory).
+pub const MAX_QUEUED: usize = 512;
+/// Packets waiting for the session to be established, at most.
+pub const MAX_STAGED: usize = 64;
+
+/// How a traffic class is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Class {
+    /// Spread over the primary paths by earliest expected arrival (the default).
+    Aggregate = 0,
+    /// Sent on the two best paths; the receiver drops the second copy (VoIP, games).
+    Redundant = 1,
+}
+
+/// Number of traffic classes.
+pub const CLASSES: usize = 2;
+
+/// Which side of the session this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The router: starts handshakes.
+    Initiator,
+    /// The concentrator: answers them.
+    Responder,
+}
+
+/// Something the caller may want to log or act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A session key was established (first, or after a rekey).
+    Established,
+    /// A path became usable.
+    PathUp(u8),
+    /// A path was declared down.
+    PathDown(u8),
+}
+
+/// Counters of everything refused or dropped, for diagnostics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams that authenticated.
+    pub rx_ok: u64,
+    /// Replayed or too old.
+    pub rx_replayed: u64,
+    /// Failed authentication (modified, truncated, wrong key).
+    pub rx_unauthentic: u64,
+    /// Not a valid packet at all.
+    pub rx_malformed: u64,
+    /// Addressed to no session of ours.
+    pub rx_unknown_session: u64,
+    /// IP packets sent into the tunnel.
+    pub tx_packets: u64,
+    /// IP packets dropped: no usable path, or every pacer full.
+    pub tx_dropped: u64,
+    /// IP packets dropped because they were larger than [`MAX_PACKET`].
+    pub tx_too_large: u64,
+    /// Handshake messages sent.
+    pub handshakes_sent: u64,
+}
+
+struct Queued {
+    at: Instant,
+    data: Vec<u8>,
+    is_report: bool,
+}
+
+/// Why `send` refused a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Larger than [`MAX_PACKET`].
+    TooLarge,
+    /// No usable path, or every path's pacer is full: dropped (TCP backs off).
+    Dropped,
+}
+
+/// A datagram to send: on `path`, `len` bytes of the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Path id.
+    pub path: u8,
+    /// Bytes written.
+    pub len: usize,
+}
+
+/// The session state machine.
+pub struct Connection {
+    role: Role,
+    local: LocalIdentity,
+    remote: RemoteIdentity,
+    sessions: Sessions,
+    pending: Option<(Initiation, Instant, u8)>,
+    cookie: Option<([u8; 16], Instant)>,
+    last_timestamp: Tai64n,
+    wall_clock: (u64, u32),
+    next_index: u32,
+    paths: [Option<Path>; MAX_PATHS],
+    rx: [RxPath; MAX_PATHS],
+    queues: [VecDeque<Queued>; MAX_PATHS],
+    staged: VecDeque<(Class, Vec<u8>)>,
+    seq: [u32; CLASSES],
+    reorder: [Reorder; CLASSES],
+    delivered: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    path_rr: u8,
+    rng: ChaCha20Rng,
+}
+
+impl Connection {
+    /// A session that will start its own handshake (router side). `seed` must come
+    /// from the operating system's random source: it seeds the ephemeral keys and
+    /// session indexes.
+    pub fn initiator(
+        local_secret: [u8; 32],
+        remote_public: [u8; 32],
+        psk: [u8; 32],
+        seed: [u8; 32],
+    ) -> Self {
+        Self::new(Role::Initiator, local_secret, remote_public, psk, seed)
+    }
+
+    fn new(
+        role: Role,
+        local_secret: [u8; 32],
+        remote_public: [u8; 32],
+        psk: [u8; 32],
+        seed: [u8; 32],
+    ) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let index_seed = rng.next_u32();
+        Self {
+            role,
+            local: LocalIdentity::new(local_secret),
+            remote: RemoteIdentity::new(remote_public, psk),
+            sessions: Sessions::default(),
+            pending: None,
+            cookie: None,
+            last_timestamp: Tai64n::default(),
+            wall_clock: (0, 0),
+            next_index: index_seed,
+            paths: Default::default(),
+            rx: Default::default(),
+            queues: Default::default(),
+            staged: VecDeque::new(),
+            seq: [0; CLASSES],
+            reorder: [Reorder::new(), Reorder::with_capacity(256)],
+            delivered: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            path_rr: 0,
+            rng,
+        }
+    }
+
+    /// The responder's side of a session, from a handshake initiation that the
+    /// endpoint authenticated as coming from `remote_public`. Returns the
+    /// connection and the response to send back where the initiation came from.
+    /// Paths appear as the initiator's packets arrive on them.
+    pub fn accept<R: RngCore + CryptoRng>(
+        now: Instant,
+        local_secret: [u8; 32],
+        remote_public: [u8; 32],
+        psk: [u8; 32],
+        init: handshake::ReceivedInitiation,
+        rng: &mut R,
+    ) -> Result<(Self, [u8; handshake::RESPONSE_LEN]), handshake::HandshakeError> {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let mut c = Self::new(Role::Responder, local_secret, remote_public, psk, seed);
+        c.last_timestamp = init.timestamp;
+        let index = c.fresh_index();
+        let (msg, keys) = handshake::respond(&c.local, &c.remote, init, index, None, &mut c.rng)?;
+        c.sessions.install(keys, now);
+        Ok((c, msg))
+    }
+
+    /// Answers a new initiation from the same peer on an existing connection
+    /// (rekey, or the router restarted): new keys, same paths and estimates.
+    pub fn accept_rekey<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        init: handshake::ReceivedInitiation,
+        rng: &mut R,
+    ) -> Result<[u8; handshake::RESPONSE_LEN], handshake::HandshakeError> {
+        let _ = rng;
+        self.last_timestamp = init.timestamp;
+        let index = self.fresh_index();
+        let (msg, keys) =
+            handshake::respond(&self.local, &self.remote, init, index, None, &mut self.rng)?;
+        self.sessions.install(keys, now);
+        Ok(msg)
+    }
+
+    /// This side's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Tells the connection the wall-clock time (seconds and nanoseconds since
+    /// 1970), for handshake timestamps. The router calls it before handshakes.
+    pub fn set_wall_clock(&mut self, secs: u64, nanos: u32) {
+        self.wall_clock = (secs, nanos);
+    }
+
+    /// The last handshake timestamp accepted from the peer (replay protection).
+    pub fn last_timestamp(&self) -> Tai64n {
+        self.last_timestamp
+    }
+
+    /// Records an accepted timestamp (the endpoint checks monotonicity).
+    pub fn set_last_timestamp(&mut self, t: Tai64n) {
+        self.last_timestamp = t;
+    }
+
+    fn fresh_index(&mut self) -> u32 {
+        // A simple permutation of the seed: distinct across rekeys of one session.
+        self.next_index = self
+            .next_index
+            .wrapping_mul(0x9E37_79B9)
+            .wrapping_add(0x7F4A_7C15)
+            | 1;
+        self.next_index
+    }
+
+    /// Indexes that address this connection (current and recent sessions).
+    pub fn indexes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.sessions.indexes()
+    }
+
+    /// Adds a path (a WAN on the router; a path id the peer used, on the
+    /// concentrator).
+    pub fn add_path(&mut self, id: u8, config: PathConfig, now: Instant) {
+        if let Some(slot) = self.paths.get_mut(usize::from(id)) {
+            *slot = Some(Path::new(id, config, now));
+            self.rx[usize::from(id)] = RxPath::default();
+        }
+    }
+
+    fn ensure_path(&mut self, id: u8, now: Instant) {
+        if self.paths.get(usize::from(id)).is_some_and(Option::is_none) {
+            self.add_path(id, PathConfig::default(), now);
+        }
+    }
+
+    /// Removes a path (its WAN went away) and drops what was queued on it.
+    pub fn remove_path(&mut self, id: u8) {
+        if let Some(slot) = self.paths.get_mut(usize::from(id)) {
+            *slot = None;
+            self.queues[usize::from(id)].clear();
+        }
+    }
+
+    /// Snapshots of every path.
+    pub fn paths(&self) -> impl Iterator<Item = PathInfo> + '_ {
+        self.paths.iter().flatten().map(Path::info)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Reorder counters of a class.
+    pub fn reorder_stats(&self, class: Class) -> ReorderStats {
+        self.reorder[class as usize].stats()
+    }
+
+    /// Whether a session key is established.
+    pub fn is_established(&self) -> bool {
+        self.sessions.current().is_some()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next IP packet for the LAN, in order, if any.
+    pub fn poll_deliver(&mut self) -> Option<Vec<u8>> {
+        self.delivered.pop_front()
+    }
+
+    // --- Sending --------------------------------------------------------------
+
+    /// Hands an IP packet from the LAN to the tunnel.
+    pub fn send(&mut self, now: Instant, class: Class, packet: &[u8]) -> Result<(), SendError> {
+        if packet.len() > MAX_PACKET {
+            self.stats.tx_too_large += 1;
+            return Err(SendError::TooLarge);
+        }
+        if !self.is_established() {
+            if self.staged.len() >= MAX_STAGED {
+                self.staged.pop_front();
+            }
+            self.staged.push_back((class, packet.to_vec()));
+            return Ok(());
+        }
+        let size = packet.len() + crate::wire::OVERHEAD;
+        let mut ranked: heapless::Vec<(Duration, u8), MAX_PATHS> = heapless::Vec::new();
+        let any_primary = self
+            .paths
+            .iter()
+            .flatten()
+            .any(|p| p.usable() && !p.config.backup);
+        for p in self.paths.iter().flatten() {
+            if p.config.backup && any_primary {
+                continue;
+            }
+            if let Some(eta) = p.eta(now, size) {
+                let _ = ranked.push((eta, p.id));
+            }
+        }
+        ranked.sort_unstable();
+        let copies = match class {
+            Class::Aggregate => 1,
+            Class::Redundant => 2,
+        };
+        if ranked.is_empty() {
+            self.stats.tx_dropped += 1;
+            return Err(SendError::Dropped);
+        }
+        let seq = self.seq[class as usize];
+        self.seq[class as usize] = seq.wrapping_add(1);
+        for (n, &(_, path)) in ranked.iter().take(copies).enumerate() {
+            let repr = InnerRepr {
+                kind: InnerKind::Data,
+                flags: if n == 0 { 0 } else { InnerRepr::FLAG_DUPLICATE },
+                class: class as u8,
+                seq,
+                tx_time: 0,
+            };
+            self.enqueue(now, path, repr, packet, false);
+        }
+        self.stats.tx_packets += 1;
+        Ok(())
+    }
+
+    /// Seals an inner packet for `path` and queues it at its pacing time (reports
+    /// jump the pacer). The send stamp is written when it actually leaves.
+    fn enqueue(
+        &mut self,
+        now: Instant,
+        path: u8,
+        repr: InnerRepr,
+        payload: &[u8],
+        is_report: bool,
+    ) {
+        let Some(p) = self.paths[usize::from(path)].as_mut() else {
+            return;
+        };
+        let len = TRANSPORT_HEADER_LEN + INNER_HEADER_LEN + payload.len() + TAG_LEN;
+        let at = if is_report { now } else { p.schedule(now, len) };
+        let q = &mut self.queues[usize::from(path)];
+        if q.len() >= MAX_QUEUED {
+            self.stats.tx_dropped += 1;
+            return;
+        }
+        let mut data = Vec::with_capacity(len);
+        data.resize(TRANSPORT_HEADER_LEN, 0);
+        data.resize(TRANSPORT_HEADER_LEN + INNER_HEADER_LEN, 0);
+        let _ = repr.emit(&mut data[TRANSPORT_HEADER_LEN..]);
+        data.extend_from_slice(payload);
+        data.resize(len, 0);
+        let item = Queued {
+            at,
+            data,
+            is_report,
+        };
+        if is_report {
+            q.push_front(item);
+        } else {
+            q.push_back(item);
+        }
+    }
+
+    /// The next datagram to send now, written into `buf`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some(t) = self.poll_handshake(now, buf) {
+            return Some(t);
+        }
+        // Among the paths with a packet due, the one due longest.
+        let (path, _) = self
+            .queues
+            .iter()
+            .enumerate()
+            .filter_map(|(i, q)| q.front().filter(|p| p.at <= now).map(|p| (i, p.at)))
+            .min_by_key(|&(_, at)| at)?;
+        let item = self.queues[path].pop_front()?;
+        let mut data = item.data;
+        // Stamp the inner header with the departure time, then seal.
+        let tx = now.stamp().to_be_bytes();
+        data[TRANSPORT_HEADER_LEN + 8..TRANSPORT_HEADER_LEN + 12].copy_from_slice(&tx);
+        let plain_len = data.len() - TRANSPORT_HEADER_LEN - TAG_LEN;
+        let sealed = self.sessions.seal(path as u8, &mut data, plain_len)?;
+        let n = sealed.min(buf.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        if let Some(p) = self.paths[path].as_mut() {
+            p.on_sent(now, n, item.is_report);
+        }
+        Some(Transmit {
+            path: path as u8,
+            len: n,
+        })
+    }
+
+    // --- Receiving ------------------------------------------------------------
+
+    /// Takes in one datagram. Returns the path id it authenticated for.
+    pub fn handle(&mut self, now: Instant, datagram: &mut [u8]) -> Option<u8> {
+        match MessageType::of(datagram) {
+            Some(MessageType::Transport) => self.handle_transport(now, datagram),
+            Some(MessageType::HandshakeResponse) => self.handle_response(now, datagram),
+            Some(MessageType::CookieReply) => {
+                if let Some((init, _, _)) = &self.pending {
+                    if let Ok(c) =
+                        handshake::receive_cookie_reply(&self.remote, &init.mac1, datagram)
+                    {
+                        self.cookie = Some((c, now));
+                    }
+                }
+                None
+            }
+            // Initiations are for the endpoint (the responder's table of sessions).
+            Some(MessageType::HandshakeInit) | None => {
+                self.stats.rx_malformed += 1;
+                None
+            }
+        }
+    }
+
+    fn handle_response(&mut self, now: Instant, msg: &[u8]) -> Option<u8> {
+        let (init, _, path) = self.pending.as_ref()?;
+        let path = *path;
+        match handshake::receive_response(&self.local, &self.remote, init, msg) {
+            Ok(keys) => {
+                self.install(keys, now);
+                self.pending = None;
+                // Confirm the session to the responder at once: a report on every path.
+                for id in 0..MAX_PATHS as u8 {
+                    if self.paths[usize::from(id)].is_some() {
+                        self.queue_report(now, id);
+                    }
+                }
+                Some(path)
+            }
+            Err(_) => {
+                self.stats.rx_unauthentic += 1;
+                None
+            }
+        }
+    }
+
+    fn install(&mut self, keys: SessionKeys, now: Instant) {
+        self.sessions.install(keys, now);
+        self.events.push_back(Event::Established);
+        while let Some((class, p)) = self.staged.pop_front() {
+            let _ = self.send(now, class, &p);
+        }
+    }
+
+    fn handle_transport(&mut self, now: Instant, datagram: &mut [u8]) -> Option<u8> {
+        let opened = match self.sessions.open(now, datagram) {
+            Ok(o) => o,
+            Err(e) => {
+                match e {
+                    crate::crypto::OpenError::Replayed { .. } => self.stats.rx_replayed += 1,
+                    crate::crypto::OpenError::Unauthentic => self.stats.rx_unauthentic += 1,
+                    crate::crypto::OpenError::Malformed(_) => self.stats.rx_malformed += 1,
+                    crate::crypto::OpenError::WrongSession(_) => self.stats.rx_unknown_session += 1,
+                }
+                return None;
+            }
+        };
+        self.stats.rx_ok += 1;
+        let (path, counter, len) = opened;
+        self.ensure_path(path, now);
+        let plain = &datagram[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len];
+        let Ok(inner) = InnerPacket::new_checked(plain) else {
+            self.stats.rx_malformed += 1;
+            return Some(path);
+        };
+        let repr = InnerRepr::parse(&inner);
+        let was_down = self.paths[usize::from(path)].as_ref().map(Path::state);
+        if let Some(p) = self.paths[usize::from(path)].as_mut() {
+            p.on_received(now);
+        }
+        self.rx[usize::from(path)].on_packet(now, counter, datagram.len(), repr.tx_time);
+        match repr.kind {
+            InnerKind::Data => {
+                let class = usize::from(repr.class).min(CLASSES - 1);
+                let delivered = &mut self.delivered;
+                self.reorder[class].push(now, repr.seq, inner.payload(), &mut |p: &[u8]| {
+                    delivered.push_back(p.to_vec())
+                });
+            }
+            InnerKind::Control => {
+                if let Ok(Control::Report(r)) = Control::decode(inner.payload()) {
+                    for pr in &r.paths {
+                        if let Some(p) = self
+                            .paths
+                            .get_mut(usize::from(pr.path))
+                            .and_then(Option::as_mut)
+                        {
+                            p.on_report(now, pr);
+                        }
+                    }
+                }
+            }
+        }
+        self.note_state_change(path, was_down);
+        Some(path)
+    }
+
+    fn note_state_change(&mut self, path: u8, before: Option<PathState>) {
+        let after = self.paths[usize::from(path)].as_ref().map(Path::state);
+        let usable = |s: Option<PathState>| matches!(s, Some(PathState::Up | PathState::Degraded));
+        if !usable(before) && usable(after) {
+            self.events.push_back(Event::PathUp(path));
+        }
+    }
+
+    // --- Timers ---------------------------------------------------------------
+
+    /// When [`Connection::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut take = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        for q in &self.queues {
+            take(q.front().map(|i| i.at));
+        }
+        for r in &self.reorder {
+            take(r.deadline());
+        }
+        if self.is_established() {
+            for (i, p) in self.paths.iter().enumerate() {
+                if let Some(p) = p {
+                    take(
+                        p.next_report(self.rx[i].received_since_report())
+                            .or(Some(Instant::ZERO)),
+                    );
+                    take(p.liveness_deadline());
+                }
+            }
+        }
+        take(self.handshake_deadline());
+        t
+    }
+
+    /// Runs what is due: liveness, reorder timeouts, reports, handshakes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.sessions.expire(now);
+        for i in 0..MAX_PATHS {
+            let went_down = self.paths[i]
+                .as_mut()
+                .is_some_and(|p| p.check_liveness(now));
+            if went_down {
+                self.events.push_back(Event::PathDown(i as u8));
+            }
+        }
+        for r in &mut self.reorder {
+            let delivered = &mut self.delivered;
+            r.on_timeout(now, &mut |p: &[u8]| delivered.push_back(p.to_vec()));
+        }
+        self.update_reorder_floor(now);
+        if self.is_established() {
+            for id in 0..MAX_PATHS as u8 {
+                let due = self.paths[usize::from(id)].as_ref().is_some_and(|p| {
+                    p.report_due(now, self.rx[usize::from(id)].received_since_report())
+                });
+                if due {
+                    self.queue_report(now, id);
+                }
+            }
+        }
+    }
+
+    /// Sets the reorder buffers' minimum timeout to the one-way-delay spread of the
+    /// paths that carried traffic recently, plus 2 ms.
+    fn update_reorder_floor(&mut self, now: Instant) {
+        let ranges = self
+            .rx
+            .iter()
+            .filter_map(|r| r.owd_range(now, Duration::from_millis(500)));
+        let (lo, hi) = ranges.fold((u64::MAX, 0), |(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
+        let floor = if hi >= lo {
+            Duration::from_micros(hi - lo) + Duration::from_millis(2)
+        } else {
+            Duration::ZERO
+        };
+        for r in &mut self.reorder {
+            r.set_floor(floor);
+        }
+    }
+
+    fn queue_report(&mut self, now: Instant, path: u8) {
+        let entry: PathReport = self.rx[usize::from(path)].report(now, path);
+        let mut paths = heapless::Vec::new();
+        let _ = paths.push(entry);
+        let mut buf = [0u8; MAX_ENCODED_LEN];
+        let Ok(enc) = Control::Report(Report { paths }).encode(&mut buf) else {
+            return;
+        };
+        let enc = enc.to_vec();
+        let repr = InnerRepr {
+            kind: InnerKind::Control,
+            flags: 0,
+            class: 0,
+            seq: 0,
+            tx_time: 0,
+        };
+        self.enqueue(now, path, repr, &enc, true);
+        if let Some(p) = self.paths[usize::from(path)].as_mut() {
+            // Count the report as sent now for the heartbeat timer, even if the
+            // queue is drained a little later.
+            p.on_sent(now, 0, true);
+            p.sent_packets -= 1;
+        }
+    }
+
+    // --- Handshakes -----------------------------------------------------------
+
+    fn handshake_deadline(&self) -> Option<Instant> {
+        if self.role != Role::Initiator || self.paths.iter().all(Option::is_none) {
+            return None;
+        }
+        match (&self.pending, self.sessions.current_age_start()) {
+            (Some((_, sent, _)), _) => Some(*sent + REKEY_TIMEOUT),
+            (None, None) => Some(Instant::ZERO),
+            (None, Some(started)) => Some(started + REKEY_AFTER),
+        }
+    }
+
+    fn poll_handshake(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if self.handshake_deadline().is_none_or(|d| d > now) {
+            return None;
+        }
+        // Rotate over the paths, so a dead first WAN does not block the handshake.
+        let ids: heapless::Vec<u8, MAX_PATHS> = (0..MAX_PATHS as u8)
+            .filter(|&i| self.paths[usize::from(i)].is_some())
+            .collect();
+        let path = ids[usize::from(self.path_rr) % ids.len()];
+        self.path_rr = self.path_rr.wrapping_add(1);
+        let index = self.fresh_index();
+        let ts = Tai64n::from_unix(self.wall_clock.0, self.wall_clock.1);
+        let cookie = self
+            .cookie
+            .filter(|(_, t)| {
+                now.saturating_since(*t).as_micros() < u128::from(handshake::COOKIE_VALID_US)
+            })
+            .map(|(c, _)| c);
+        let (state, msg) = handshake::initiate(
+            &self.local,
+            &self.remote,
+            index,
+            ts,
+            cookie.as_ref(),
+            &mut self.rng,
+        )
+        .ok()?;
+        self.pending = Some((state, now, path));
+        self.stats.handshakes_sent += 1;
+        let n = msg.len().min(buf.len());
+        buf[..n].copy_from_slice(&msg[..n]);
+        Some(Transmit { path, len: n })
+    }
+}
+
+#[cfg(test)]
+mod tests;

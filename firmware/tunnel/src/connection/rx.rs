@@ -1,0 +1,109 @@
+//! What arrived on one path since the last report: the receiver's half of path
+//! estimation, turned into a [`PathReport`] for the sender.
+
+use core::time::Duration;
+
+use crate::control::PathReport;
+use crate::filter::Windowed;
+use crate::time::Instant;
+
+/// Window of the one-way-delay range used for the reorder timeout.
+const SPREAD_WINDOW: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct RxPath {
+    packets: u32,
+    bytes: u32,
+    highest_counter: u64,
+    /// Send stamp of the last packet and when it arrived.
+    last: Option<(u32, Instant)>,
+    /// Smallest (arrival - send stamp) of the interval, on the two clocks.
+    owd_min: Option<u32>,
+    interval_start: Option<Instant>,
+    interval_bytes: u64,
+    since_report: bool,
+    /// Recent one-way delays (on the two clocks): lowest and highest.
+    owd_lo: Windowed<false>,
+    owd_hi: Windowed<true>,
+    last_rx: Option<Instant>,
+}
+
+
+impl RxPath {
+    pub fn on_packet(&mut self, now: Instant, counter: u64, len: usize, tx_stamp: u32) {
+        self.packets = self.packets.wrapping_add(1);
+        self.bytes = self.bytes.wrapping_add(len as u32);
+        self.highest_counter = self.highest_counter.max(counter);
+        if tx_stamp != 0 {
+            self.last = Some((tx_stamp, now));
+            // The clocks differ by an unknown offset: only changes of this value
+            // mean anything (queueing). Kept non-zero, as zero means "none".
+            let owd = now.stamp().wrapping_sub(tx_stamp).max(1);
+            // Offset the two clocks' difference into the middle of the u32 range
+            // so the windowed filters compare like numbers (the offset cancels in
+            // the spread).
+            let centred = u64::from(owd.wrapping_add(1 << 31));
+            self.owd_lo.push(now, centred, SPREAD_WINDOW);
+            self.owd_hi.push(now, centred, SPREAD_WINDOW);
+            self.owd_min = Some(self.owd_min.map_or(owd, |m| {
+                if (owd.wrapping_sub(m) as i32) < 0 {
+                    owd
+                } else {
+                    m
+                }
+            }));
+        }
+        self.interval_bytes += len as u64;
+        self.since_report = true;
+        self.last_rx = Some(now);
+    }
+
+    /// The (lowest, highest) recent one-way delay, if this path carried traffic in
+    /// the last `active` time.
+    pub fn owd_range(&self, now: Instant, active: Duration) -> Option<(u64, u64)> {
+        let recent = self
+            .last_rx
+            .is_some_and(|t| now.saturating_since(t) < active);
+        recent
+            .then(|| Some((self.owd_lo.get()?, self.owd_hi.get()?)))
+            .flatten()
+    }
+
+    pub fn received_since_report(&self) -> bool {
+        self.since_report
+    }
+
+    /// The report for `path`, closing the measurement interval. The receive rate
+    /// is the bytes since the previous report over the time since it: measured
+    /// from the first packet instead, it would count one packet too many per
+    /// interval and overestimate a saturated link by several percent.
+    pub fn report(&mut self, now: Instant, path: u8) -> PathReport {
+        let rate_kbps = match self.interval_start {
+            Some(start) if now.saturating_since(start).as_micros() >= 5_000 => {
+                let us = now.saturating_since(start).as_micros() as u64;
+                (self.interval_bytes * 8 * 1000 / us) as u32
+            }
+            _ => 0,
+        };
+        let (echo, hold) = self.last.map_or((0, 0), |(stamp, at)| {
+            (stamp, now.saturating_since(at).as_micros() as u32)
+        });
+        let r = PathReport {
+            path,
+            packets: self.packets,
+            bytes: self.bytes,
+            highest_counter: self.highest_counter,
+            owd_min_us: self.owd_min.unwrap_or(0),
+            echo_tx_time: echo,
+            hold_us: hold,
+            rx_rate_kbps: rate_kbps,
+        };
+        if rate_kbps != 0 || self.interval_start.is_none() || self.interval_bytes == 0 {
+            self.interval_start = Some(now);
+            self.interval_bytes = 0;
+        }
+        self.owd_min = None;
+        self.since_report = false;
+        r
+    }
+}

@@ -1,0 +1,1 @@
+//! Connection tests: see sim.rs for the scenario suite.

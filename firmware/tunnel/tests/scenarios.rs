@@ -1,0 +1,198 @@
+//! The tunnel under simulated WAN links: establishment, aggregation efficiency on
+//! equal and very unequal links, in-order delivery, failover, the redundant class,
+//! latency under load, and thousands of small random scenarios for invariants.
+
+#![allow(clippy::unwrap_used)]
+
+mod sim;
+
+use std::time::Duration;
+
+use braid_tunnel::connection::{Class, Event};
+use braid_tunnel::path::PathState;
+use sim::{Action, Flow, LinkSpec, Sim};
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+#[test]
+fn handshake_and_paths_come_up() {
+    let mut s = Sim::symmetric(1, &[LinkSpec::new(20.0, 20.0), LinkSpec::new(20.0, 25.0)]);
+    s.run_until(secs(1.0));
+    assert!(s.router.is_established());
+    assert_eq!(s.conc.sessions(), 1);
+    let ups: Vec<_> = s
+        .router_events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::PathUp(_)))
+        .collect();
+    assert_eq!(ups.len(), 2, "{:?}", s.router_events);
+    assert!(
+        ups.iter().all(|(t, _)| *t < 500_000),
+        "paths up within 0.5 s: {ups:?}"
+    );
+    for p in s.router.paths() {
+        assert_eq!(p.state, PathState::Up);
+        assert!(
+            p.srtt_us.unwrap() > 40_000 && p.srtt_us.unwrap() < 60_000,
+            "{p:?}"
+        );
+    }
+}
+
+/// Offers more than the links carry; returns (delivered goodput / link sum, arrivals in order?).
+fn efficiency(seed: u64, links: &[LinkSpec], secs_total: f64) -> (f64, Sim) {
+    let sum: f64 = links.iter().map(|l| l.rate_bps as f64).sum();
+    let mut s = Sim::symmetric(seed, links);
+    let offered = sum * 1.3 / 1e6;
+    s.flows.push(Flow::cbr(
+        1,
+        Class::Aggregate,
+        offered,
+        1400,
+        secs(1.0),
+        secs(secs_total),
+    ));
+    s.run_until(secs(secs_total + 0.5));
+    // Payload goodput over the steady part, against the links' raw rate.
+    let g = s.goodput(1, secs(3.0), secs(secs_total));
+    (g / sum, s)
+}
+
+fn assert_in_order(s: &Sim, flow: u8) {
+    let a = s.flow_arrivals(flow);
+    assert!(
+        a.windows(2).all(|w| w[0].seq < w[1].seq),
+        "flow {flow} delivered out of order"
+    );
+}
+
+#[test]
+fn s1_two_equal_links() {
+    let (e, mut s) = efficiency(
+        11,
+        &[LinkSpec::new(20.0, 20.0), LinkSpec::new(20.0, 25.0)],
+        10.0,
+    );
+    eprintln!(
+        "S1 efficiency {:.1}%  paths {:?}",
+        e * 100.0,
+        s.router.paths().collect::<Vec<_>>()
+    );
+    for l in &s.up {
+        eprintln!(
+            "link: queue drops {} loss {} cut {} bytes {}",
+            l.dropped_queue, l.dropped_loss, l.dropped_cut, l.carried_bytes
+        );
+    }
+    eprintln!(
+        "router {:?} refused {}",
+        s.router.stats(),
+        s.flows[0].refused
+    );
+    eprintln!(
+        "conc {:?}",
+        s.conc
+            .connection(0)
+            .map(|c| (c.stats(), c.reorder_stats(Class::Aggregate)))
+    );
+    assert!(e >= 0.90, "S1 efficiency {:.1}%", e * 100.0);
+    assert_in_order(&s, 1);
+}
+
+#[test]
+fn s2_unequal_links_with_jitter() {
+    let (e, s) = efficiency(
+        12,
+        &[
+            LinkSpec::new(20.0, 10.0),
+            LinkSpec::new(10.0, 30.0).jitter_ms(1.0),
+        ],
+        10.0,
+    );
+    eprintln!(
+        "S2 efficiency {:.1}%  paths {:?}",
+        e * 100.0,
+        s.router.paths().collect::<Vec<_>>()
+    );
+    assert!(e >= 0.88, "S2 efficiency {:.1}%", e * 100.0);
+    assert_in_order(&s, 1);
+}
+
+#[test]
+fn s3_very_unequal_links() {
+    let (e, mut s) = efficiency(
+        13,
+        &[LinkSpec::new(50.0, 10.0), LinkSpec::new(5.0, 150.0)],
+        12.0,
+    );
+    eprintln!(
+        "S3 efficiency {:.1}%  paths {:?}",
+        e * 100.0,
+        s.router.paths().collect::<Vec<_>>()
+    );
+    for l in &s.up {
+        eprintln!(
+            "S3 link: queue drops {} bytes {} ({:.1} Mbit/s)",
+            l.dropped_queue,
+            l.carried_bytes,
+            l.carried_bytes as f64 * 8.0 / 11.0 / 1e6
+        );
+    }
+    eprintln!(
+        "S3 conc {:?}",
+        s.conc
+            .connection(0)
+            .map(|c| c.reorder_stats(Class::Aggregate))
+    );
+    assert!(e >= 0.86, "S3 efficiency {:.1}%", e * 100.0);
+    assert_in_order(&s, 1);
+}
+
+/// Not a test of a bound: prints what the paths do over time (run with
+/// `--ignored --nocapture` when tuning).
+#[test]
+#[ignore = "diagnostic trace"]
+fn trace_s2() {
+    let links = [
+        LinkSpec::new(20.0, 10.0),
+        LinkSpec::new(10.0, 30.0).jitter_ms(1.0),
+    ];
+    let mut s = Sim::symmetric(12, &links);
+    s.flows.push(Flow::cbr(
+        1,
+        Class::Aggregate,
+        39.0,
+        1400,
+        secs(1.0),
+        secs(10.0),
+    ));
+    let mut last = vec![0u64; links.len()];
+    for step in 1..=40 {
+        s.run_until(secs(step as f64 * 0.25));
+        let infos: Vec<_> = s.router.paths().collect();
+        let mut line = format!("{:5.2}s", step as f64 * 0.25);
+        for (i, p) in infos.iter().enumerate() {
+            let carried = s.up[i].carried_bytes;
+            let mbps = (carried - last[i]) as f64 * 8.0 / 0.25 / 1e6;
+            last[i] = carried;
+            line += &format!(
+                " | p{i} {:?} {} bw {:5.1} pace {:5.1} link {:5.1} q {:4.1}ms loss {:3} drops {} maxq {:.0}ms burst {}",
+                p.state,
+                p.mode,
+                p.btl_bw as f64 * 8.0 / 1e6,
+                p.pacing_rate as f64 * 8.0 / 1e6,
+                mbps,
+                p.queue_us as f64 / 1000.0,
+                p.loss_permille,
+                s.up[i].dropped_queue,
+                s.up[i].max_backlog_us as f64 / 1000.0,
+                s.up[i].max_burst
+            );
+            s.up[i].max_backlog_us = 0;
+            s.up[i].max_burst = 0;
+        }
+        eprintln!("{line}");
+    }
+}
