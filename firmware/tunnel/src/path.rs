@@ -268,6 +268,20 @@ impl Path {
         })
     }
 
+    /// Like [`Path::eta`] for a packet that goes ahead of the pacer's backlog:
+    /// only its own serialisation and the path's delay count.
+    pub fn eta_priority(&self, size: usize) -> Option<Duration> {
+        if !self.usable() {
+            return None;
+        }
+        let eta = self.tx_time(size) + self.min_rtt() / 2;
+        Some(if self.state == PathState::Degraded {
+            eta * 2
+        } else {
+            eta
+        })
+    }
+
     /// Books `size` bytes on the pacer; returns when they may leave.
     pub fn schedule(&mut self, now: Instant, size: usize) -> Instant {
         if self.next_send > now {

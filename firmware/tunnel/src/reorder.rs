@@ -23,7 +23,7 @@
 //! * twice a smoothed "lateness" (how long holes really took to fill), plus 2 ms,
 //!   doubled each time a packet arrives after its hole was given up on.
 //!
-//! It is clamped to [2 ms, 250 ms]. With the earliest-arrival scheduler, holes
+//! It is clamped to [2 ms, 700 ms] (a satellite path has 600 ms of one-way delay). With the earliest-arrival scheduler, holes
 //! usually fill within a millisecond or two, so a lost packet costs little.
 
 use alloc::vec::Vec;
@@ -36,7 +36,7 @@ pub const CAPACITY: usize = 2048;
 /// Shortest release timeout.
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(2);
 /// Longest release timeout.
-pub const MAX_TIMEOUT: Duration = Duration::from_millis(250);
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(700);
 
 /// Counters of a reorder buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -196,3 +196,152 @@ fn trace_s2() {
         eprintln!("{line}");
     }
 }
+
+#[test]
+fn s4_four_links_with_loss_jitter_and_satellite() {
+    let links = [
+        LinkSpec::new(20.0, 15.0),
+        LinkSpec::new(10.0, 40.0).jitter_ms(10.0).loss(0.01),
+        LinkSpec::new(5.0, 25.0),
+        LinkSpec::new(25.0, 300.0),
+    ];
+    let (e, mut s) = efficiency(14, &links, 15.0);
+    eprintln!("S4 efficiency {:.1}%", e * 100.0);
+    for (i, l) in s.up.iter().enumerate() {
+        eprintln!(
+            "S4 link {i}: {:.1} Mbit/s, queue drops {}",
+            l.carried_bytes as f64 * 8.0 / 14.0 / 1e6,
+            l.dropped_queue
+        );
+    }
+    eprintln!(
+        "S4 reorder {:?}",
+        s.conc
+            .connection(0)
+            .map(|c| c.reorder_stats(Class::Aggregate))
+    );
+    // 1% random loss on a 10 Mbit/s link is 0.2% of the sum: the target allows for it.
+    assert!(e >= 0.85, "S4 efficiency {:.1}%", e * 100.0);
+    assert_in_order(&s, 1);
+}
+
+/// Longest gap between consecutive arrivals of a flow within [from, to).
+fn max_gap(s: &Sim, flow: u8, from: Duration, to: Duration) -> Duration {
+    let (a, b) = (from.as_micros() as u64, to.as_micros() as u64);
+    let t: Vec<u64> = s
+        .flow_arrivals(flow)
+        .iter()
+        .map(|x| x.recv_us)
+        .filter(|t| *t >= a && *t < b)
+        .collect();
+    Duration::from_micros(t.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(u64::MAX))
+}
+
+/// F: S2 with the better link cut for 10 s, then restored, under 80% load.
+#[test]
+fn failover_cut_and_restore() {
+    let links = [
+        LinkSpec::new(20.0, 10.0),
+        LinkSpec::new(10.0, 30.0).jitter_ms(1.0),
+    ];
+    let mut s = Sim::symmetric(21, &links);
+    s.flows.push(Flow::cbr(
+        1,
+        Class::Aggregate,
+        8.0,
+        1400,
+        secs(1.0),
+        secs(24.0),
+    ));
+    s.flows
+        .push(Flow::probe(2, Class::Aggregate, secs(1.0), secs(24.0)));
+    s.flows
+        .push(Flow::probe(3, Class::Redundant, secs(1.0), secs(24.0)));
+    s.at(secs(8.0), Action::Cut(0));
+    s.at(secs(18.0), Action::Restore(0));
+    s.run_until(secs(25.0));
+
+    let down = s
+        .router_events
+        .iter()
+        .find(|(t, e)| *e == Event::PathDown(0) && *t >= 8_000_000)
+        .map(|(t, _)| *t)
+        .expect("path 0 declared down");
+    let detect = Duration::from_micros(down - 8_000_000);
+    let gap = max_gap(&s, 2, secs(7.0), secs(12.0));
+    eprintln!("failover: down after {detect:?}; longest probe gap {gap:?}");
+    assert!(
+        detect <= Duration::from_millis(250),
+        "down after {detect:?}"
+    );
+    // The probe (one packet per 20 ms) loses at most 300 ms of packets.
+    assert!(gap <= Duration::from_millis(320), "probe gap {gap:?}");
+
+    // The redundant flow loses nothing, cut or not.
+    let red = s.flow_arrivals(3);
+    let sent = s.flows[2].seq;
+    let got: std::collections::BTreeSet<u32> = red.iter().map(|a| a.seq).collect();
+    let missing: Vec<u32> = (0..sent).filter(|q| !got.contains(q)).collect();
+    eprintln!("redundant missing seqs {missing:?} (20 ms apart from 1 s)");
+    assert_eq!(
+        red.len() as u32,
+        sent,
+        "redundant flow lost {} packets",
+        sent - red.len() as u32
+    );
+
+    // After the restore, path 0 is back in use within 2 s.
+    let up = s
+        .router_events
+        .iter()
+        .find(|(t, e)| *e == Event::PathUp(0) && *t >= 18_000_000)
+        .map(|(t, _)| *t)
+        .expect("path 0 back up");
+    let back = Duration::from_micros(up - 18_000_000);
+    eprintln!("failover: path back up {back:?} after the restore");
+    assert!(back <= secs(2.0), "back after {back:?}");
+    assert_in_order(&s, 1);
+    assert_in_order(&s, 2);
+}
+
+/// Percentile of a flow's one-way delays (send to delivery), in [from, to).
+fn delay_pct(s: &Sim, flow: u8, from: Duration, to: Duration, pct: f64) -> Duration {
+    let (a, b) = (from.as_micros() as u64, to.as_micros() as u64);
+    let mut d: Vec<u64> = s
+        .flow_arrivals(flow)
+        .iter()
+        .filter(|x| x.recv_us >= a && x.recv_us < b)
+        .map(|x| x.recv_us - x.sent_us)
+        .collect();
+    d.sort_unstable();
+    Duration::from_micros(d[((d.len() - 1) as f64 * pct) as usize])
+}
+
+#[test]
+fn latency_under_load() {
+    let links = [
+        LinkSpec::new(20.0, 10.0),
+        LinkSpec::new(10.0, 30.0).jitter_ms(1.0),
+    ];
+    let mut s = Sim::symmetric(31, &links);
+    // The probe is what the daemon classifies as interactive (small UDP, DSCP EF).
+    s.flows
+        .push(Flow::probe(2, Class::Interactive, secs(1.0), secs(14.0)));
+    s.flows.push(Flow::cbr(
+        1,
+        Class::Aggregate,
+        39.0,
+        1400,
+        secs(5.0),
+        secs(14.0),
+    ));
+    s.run_until(secs(14.5));
+    let idle = delay_pct(&s, 2, secs(2.0), secs(5.0), 0.5);
+    let loaded = delay_pct(&s, 2, secs(7.0), secs(14.0), 0.95);
+    eprintln!("latency: idle median {idle:?}, loaded p95 {loaded:?}");
+    assert!(
+        loaded <= idle + Duration::from_millis(30),
+        "added {:?}",
+        loaded.saturating_sub(idle)
+    );
+}

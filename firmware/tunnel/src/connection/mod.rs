@@ -55,18 +55,29 @@ pub const MAX_QUEUED: usize = 512;
 /// Packets waiting for the session to be established, at most.
 pub const MAX_STAGED: usize = 64;
 
-/// How a traffic class is carried.
+/// How a traffic class is carried. Each class has its own sequence space and
+/// reorder buffer, so one class never waits for another's missing packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Class {
     /// Spread over the primary paths by earliest expected arrival (the default).
     Aggregate = 0,
-    /// Sent on the two best paths; the receiver drops the second copy (VoIP, games).
+    /// Sent on the two best paths; the receiver drops the second copy (VoIP,
+    /// games that cannot afford a single loss). Queued ahead of bulk traffic.
     Redundant = 1,
+    /// Latency-sensitive (DSCP EF, small UDP packets): earliest-arrival path,
+    /// queued ahead of bulk traffic so it never waits behind the pacer's backlog.
+    Interactive = 2,
+}
+
+impl Class {
+    fn priority(self) -> bool {
+        !matches!(self, Class::Aggregate)
+    }
 }
 
 /// Number of traffic classes.
-pub const CLASSES: usize = 2;
+pub const CLASSES: usize = 3;
 
 /// Which side of the session this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +126,18 @@ struct Queued {
     at: Instant,
     data: Vec<u8>,
     is_report: bool,
+    priority: bool,
+}
+
+/// How a packet is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Paced.
+    Bulk,
+    /// At once, ahead of bulk; counted by the pacer.
+    Priority,
+    /// At once, ahead of bulk; not counted (a few dozen bytes).
+    Report,
 }
 
 /// Why `send` refused a packet.
@@ -196,7 +219,11 @@ impl Connection {
             queues: Default::default(),
             staged: VecDeque::new(),
             seq: [0; CLASSES],
-            reorder: [Reorder::new(), Reorder::with_capacity(256)],
+            reorder: [
+                Reorder::new(),
+                Reorder::with_capacity(256),
+                Reorder::with_capacity(256),
+            ],
             delivered: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -359,13 +386,18 @@ impl Connection {
             if p.config.backup && any_primary {
                 continue;
             }
-            if let Some(eta) = p.eta(now, size) {
+            let eta = if class.priority() {
+                p.eta_priority(size)
+            } else {
+                p.eta(now, size)
+            };
+            if let Some(eta) = eta {
                 let _ = ranked.push((eta, p.id));
             }
         }
         ranked.sort_unstable();
         let copies = match class {
-            Class::Aggregate => 1,
+            Class::Aggregate | Class::Interactive => 1,
             Class::Redundant => 2,
         };
         if ranked.is_empty() {
@@ -382,27 +414,35 @@ impl Connection {
                 seq,
                 tx_time: 0,
             };
-            self.enqueue(now, path, repr, packet, false);
+            let kind = if class.priority() {
+                Kind::Priority
+            } else {
+                Kind::Bulk
+            };
+            self.enqueue(now, path, repr, packet, kind);
         }
         self.stats.tx_packets += 1;
         Ok(())
     }
 
-    /// Seals an inner packet for `path` and queues it at its pacing time (reports
-    /// jump the pacer). The send stamp is written when it actually leaves.
-    fn enqueue(
-        &mut self,
-        now: Instant,
-        path: u8,
-        repr: InnerRepr,
-        payload: &[u8],
-        is_report: bool,
-    ) {
+    /// Queues an inner packet for `path`: bulk at its pacing time, priority
+    /// packets and reports at once, ahead of bulk (priority packets still count
+    /// against the pacer, so bulk yields to them). The send stamp is written and
+    /// the packet sealed when it actually leaves.
+    fn enqueue(&mut self, now: Instant, path: u8, repr: InnerRepr, payload: &[u8], kind: Kind) {
         let Some(p) = self.paths[usize::from(path)].as_mut() else {
             return;
         };
         let len = TRANSPORT_HEADER_LEN + INNER_HEADER_LEN + payload.len() + TAG_LEN;
-        let at = if is_report { now } else { p.schedule(now, len) };
+        let at = match kind {
+            Kind::Bulk => p.schedule(now, len),
+            Kind::Priority => {
+                p.schedule(now, len);
+                now
+            }
+            Kind::Report => now,
+        };
+        let is_report = kind == Kind::Report;
         let q = &mut self.queues[usize::from(path)];
         if q.len() >= MAX_QUEUED {
             self.stats.tx_dropped += 1;
@@ -418,11 +458,14 @@ impl Connection {
             at,
             data,
             is_report,
+            priority: kind != Kind::Bulk,
         };
-        if is_report {
-            q.push_front(item);
-        } else {
+        if kind == Kind::Bulk {
             q.push_back(item);
+        } else {
+            // After the other urgent packets, before any bulk.
+            let pos = q.iter().position(|i| !i.priority).unwrap_or(q.len());
+            q.insert(pos, item);
         }
     }
 
@@ -665,7 +708,7 @@ impl Connection {
             seq: 0,
             tx_time: 0,
         };
-        self.enqueue(now, path, repr, &enc, true);
+        self.enqueue(now, path, repr, &enc, Kind::Report);
         if let Some(p) = self.paths[usize::from(path)].as_mut() {
             // Count the report as sent now for the heartbeat timer, even if the
             // queue is drained a little later.

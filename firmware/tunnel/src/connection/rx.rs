@@ -28,7 +28,6 @@ pub(super) struct RxPath {
     last_rx: Option<Instant>,
 }
 
-
 impl RxPath {
     pub fn on_packet(&mut self, now: Instant, counter: u64, len: usize, tx_stamp: u32) {
         self.packets = self.packets.wrapping_add(1);
