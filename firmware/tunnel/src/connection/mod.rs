@@ -43,8 +43,12 @@ use session::Sessions;
 pub const REKEY_AFTER: Duration = Duration::from_secs(120);
 /// A key is never used after this (WireGuard REJECT_AFTER_TIME).
 pub const REJECT_AFTER: Duration = Duration::from_secs(180);
-/// Handshake retransmission interval (WireGuard REKEY_TIMEOUT).
+/// Handshake retransmission interval while a session exists (WireGuard
+/// REKEY_TIMEOUT).
 pub const REKEY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Handshake retransmission interval while there is no session at all: each
+/// retry goes out on the next path, so a dead first WAN costs one second.
+pub const FIRST_HANDSHAKE_RETRY: Duration = Duration::from_secs(1);
 /// Largest IP packet the tunnel carries.
 pub const MAX_PACKET: usize = 1500;
 /// Largest datagram the tunnel sends.
@@ -167,7 +171,8 @@ pub struct Connection {
     pending: Option<(Initiation, Instant, u8)>,
     cookie: Option<([u8; 16], Instant)>,
     last_timestamp: Tai64n,
-    wall_clock: (u64, u32),
+    wall_clock: (Instant, u64, u32),
+    last_sent_timestamp: Tai64n,
     next_index: u32,
     paths: [Option<Path>; MAX_PATHS],
     rx: [RxPath; MAX_PATHS],
@@ -212,7 +217,8 @@ impl Connection {
             pending: None,
             cookie: None,
             last_timestamp: Tai64n::default(),
-            wall_clock: (0, 0),
+            wall_clock: (Instant::ZERO, 0, 0),
+            last_sent_timestamp: Tai64n::default(),
             next_index: index_seed,
             paths: Default::default(),
             rx: Default::default(),
@@ -277,9 +283,35 @@ impl Connection {
     }
 
     /// Tells the connection the wall-clock time (seconds and nanoseconds since
-    /// 1970), for handshake timestamps. The router calls it before handshakes.
-    pub fn set_wall_clock(&mut self, secs: u64, nanos: u32) {
-        self.wall_clock = (secs, nanos);
+    /// 1970) at monotonic instant `now`, for handshake timestamps: later ones
+    /// are this plus the monotonic time elapsed. The router calls it at start
+    /// (and may again when the clock is corrected).
+    pub fn set_wall_clock(&mut self, now: Instant, secs: u64, nanos: u32) {
+        self.wall_clock = (now, secs, nanos);
+    }
+
+    /// The next handshake timestamp: the wall clock now, and always later than the
+    /// previous one (the responder refuses anything not newer).
+    fn next_timestamp(&mut self, now: Instant) -> Tai64n {
+        let (at, secs, nanos) = self.wall_clock;
+        let elapsed = now.saturating_since(at);
+        let total = Duration::new(secs, nanos) + elapsed;
+        let mut t = Tai64n::from_unix(total.as_secs(), total.subsec_nanos());
+        if t <= self.last_sent_timestamp {
+            // Within the same 16.8 ms step (or a clock set backwards): one step on.
+            let mut b = self.last_sent_timestamp.0;
+            let n = u32::from_be_bytes([b[8], b[9], b[10], b[11]]).wrapping_add(1 << 24);
+            if n < (1 << 24) || n >= 1_000_000_000 {
+                let sec = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) + 1;
+                b[..8].copy_from_slice(&sec.to_be_bytes());
+                b[8..].copy_from_slice(&0u32.to_be_bytes());
+            } else {
+                b[8..].copy_from_slice(&n.to_be_bytes());
+            }
+            t = Tai64n(b);
+        }
+        self.last_sent_timestamp = t;
+        t
     }
 
     /// The last handshake timestamp accepted from the peer (replay protection).
@@ -724,7 +756,14 @@ impl Connection {
             return None;
         }
         match (&self.pending, self.sessions.current_age_start()) {
-            (Some((_, sent, _)), _) => Some(*sent + REKEY_TIMEOUT),
+            (Some((_, sent, _)), started) => Some(
+                *sent
+                    + if started.is_some() || self.is_established() {
+                        REKEY_TIMEOUT
+                    } else {
+                        FIRST_HANDSHAKE_RETRY
+                    },
+            ),
             (None, None) => Some(Instant::ZERO),
             (None, Some(started)) => Some(started + REKEY_AFTER),
         }
@@ -741,7 +780,7 @@ impl Connection {
         let path = ids[usize::from(self.path_rr) % ids.len()];
         self.path_rr = self.path_rr.wrapping_add(1);
         let index = self.fresh_index();
-        let ts = Tai64n::from_unix(self.wall_clock.0, self.wall_clock.1);
+        let ts = self.next_timestamp(now);
         let cookie = self
             .cookie
             .filter(|(_, t)| {

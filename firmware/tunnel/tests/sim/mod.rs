@@ -277,7 +277,7 @@ impl Sim {
         let router_public = braid_tunnel::handshake::LocalIdentity::new(router_key).public();
         conc.add_peer(router_public, [0; 32]);
         let mut router = Connection::initiator(router_key, conc.public(), [0; 32], rng.bytes32());
-        router.set_wall_clock(1_700_000_000, 0);
+        router.set_wall_clock(Instant::ZERO, 1_700_000_000, 0);
         for (i, _) in links.iter().enumerate() {
             router.add_path(
                 i as u8,
