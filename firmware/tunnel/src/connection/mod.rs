@@ -301,7 +301,7 @@ impl Connection {
             // Within the same 16.8 ms step (or a clock set backwards): one step on.
             let mut b = self.last_sent_timestamp.0;
             let n = u32::from_be_bytes([b[8], b[9], b[10], b[11]]).wrapping_add(1 << 24);
-            if n < (1 << 24) || n >= 1_000_000_000 {
+            if !((1 << 24)..1_000_000_000).contains(&n) {
                 let sec = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) + 1;
                 b[..8].copy_from_slice(&sec.to_be_bytes());
                 b[8..].copy_from_slice(&0u32.to_be_bytes());
