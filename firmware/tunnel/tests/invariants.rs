@@ -19,12 +19,12 @@ fn scenario(seed: u64) {
     let links: Vec<LinkSpec> = (0..n)
         .map(|_| {
             LinkSpec::new(1.0 + r.unit() * 9.0, 2.0 + r.unit() * 150.0)
-                .jitter_ms(if r.next() % 3 == 0 {
+                .jitter_ms(if r.next().is_multiple_of(3) {
                     r.unit() * 8.0
                 } else {
                     0.0
                 })
-                .loss(if r.next() % 3 == 0 {
+                .loss(if r.next().is_multiple_of(3) {
                     r.unit() * 0.03
                 } else {
                     0.0
