@@ -40,7 +40,7 @@ pub fn main(version: &str) -> ! {
         }
         None => {}
     }
-    let code = crate::run();
+    let code = crate::run(std::path::Path::new(crate::DEFAULT_CONFIG));
     log::error!("the daemon stopped ({code:?}); rebooting in 5 s");
     std::thread::sleep(Duration::from_secs(5));
     reboot();

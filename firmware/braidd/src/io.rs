@@ -1,0 +1,133 @@
+//! The pieces both modes share: a monotonic clock for the core, randomness from
+//! the kernel, UDP sockets, and the task that feeds datagrams and TUN packets to
+//! the single-threaded state machine.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use braid_tunnel::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::tun::Tun;
+
+/// Largest datagram or packet read.
+pub const BUF: usize = 2048;
+/// MTU of the TUN device: 1500 minus the tunnel's overhead (44) and an IPv4 UDP
+/// header (28), rounded down to a multiple of 8, as WireGuard's 1420.
+pub const TUN_MTU: u32 = 1424;
+
+/// The core's clock: microseconds since braidd started.
+#[derive(Clone, Copy)]
+pub struct Clock(StdInstant);
+
+impl Clock {
+    /// Starts the clock.
+    pub fn start() -> Self {
+        Self(StdInstant::now())
+    }
+    /// Now, for the core.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.0.elapsed().as_micros() as u64)
+    }
+    /// A core instant as a tokio deadline.
+    pub fn deadline(&self, t: Instant) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.0 + std::time::Duration::from_micros(t.as_micros()))
+    }
+}
+
+/// 32 bytes from the kernel's random source.
+pub fn random32() -> io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b)
+}
+
+/// The wall clock as (seconds, nanoseconds) since 1970.
+pub fn wall_clock() -> (u64, u32) {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs(), d.subsec_nanos())
+}
+
+/// What the reader tasks hand to the main loop.
+pub enum Input {
+    /// A datagram on socket `socket` from `from`.
+    Datagram { from: SocketAddr, data: Vec<u8> },
+    /// An IP packet from the TUN device.
+    Packet(Vec<u8>),
+}
+
+/// Spawns a task that reads `socket` forever into `tx`.
+pub fn read_socket(index: usize, socket: Arc<UdpSocket>, tx: mpsc::Sender<Input>) {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; BUF];
+        loop {
+            match socket.recv_from(&mut buf).await {
+                Ok((n, from)) => {
+                    let input = Input::Datagram {
+                        from,
+                        data: buf[..n].to_vec(),
+                    };
+                    if tx.send(input).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => log::debug!("socket {index}: {e}"),
+            }
+        }
+    });
+}
+
+/// Spawns a task that reads the TUN device forever into `tx`.
+pub fn read_tun(tun: Arc<Tun>, tx: mpsc::Sender<Input>) {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; BUF];
+        loop {
+            match tun.recv(&mut buf).await {
+                Ok(n) => {
+                    if tx.send(Input::Packet(buf[..n].to_vec())).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    log::error!("{}: {e}", tun.name);
+                    break;
+                }
+            }
+        }
+    });
+}
+
+/// A UDP socket for the tunnel. With `device`, it is bound to that interface
+/// (SO_BINDTODEVICE) and marked with `mark`, so its packets leave by that WAN
+/// and never through the tunnel itself.
+pub fn udp_socket(
+    bind: SocketAddr,
+    device: Option<&str>,
+    mark: Option<u32>,
+) -> io::Result<UdpSocket> {
+    let domain = if bind.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    s.set_nonblocking(true)?;
+    if let Some(d) = device {
+        s.bind_device(Some(d.as_bytes()))
+            .map_err(|e| io::Error::new(e.kind(), format!("bind to device {d}: {e}")))?;
+    }
+    if let Some(m) = mark {
+        s.set_mark(m)?;
+    }
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&bind.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("bind {bind}: {e}")))?;
+    UdpSocket::from_std(s.into())
+}
