@@ -139,13 +139,15 @@ impl Net {
 
     /// Adds a rule: packets with firewall mark `mark` use table `table`.
     pub async fn add_mark_rule(&mut self, mark: u32, table: u32, v6: bool) -> std::io::Result<()> {
+        // Before the main table (32766), so a default route into the tunnel never
+        // catches the tunnel's own datagrams; a priority per mark keeps them apart.
         let req = self
             .handle
             .rule()
             .add()
             .fw_mark(mark)
             .table_id(table)
-            .priority(1000 + mark);
+            .priority(1000 + (mark & 0xff));
         let result = if v6 {
             req.v6().execute().await
         } else {
