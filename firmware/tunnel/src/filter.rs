@@ -78,6 +78,38 @@ impl<const MAX: bool> Windowed<MAX> {
     }
 }
 
+/// Puts one-way delays measured across two unsynchronised clocks in order.
+///
+/// A one-way delay here is (arrival stamp - send stamp) on two wrapping u32
+/// microsecond clocks: the true delay plus the clocks' offset, which may be
+/// anything (a router without a real-time clock, a few microseconds of error on
+/// one host). Compared as plain numbers, a value just below zero reads as 71
+/// minutes. Only differences between samples mean something, so each is placed
+/// relative to the first one seen, in the middle of the u64 range the windowed
+/// filters compare. A jump of more than 17 minutes (a clock stepped by NTP)
+/// starts over from the new value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClockDelta {
+    base: Option<u32>,
+}
+
+const CLOCK_DELTA_MIDDLE: i64 = 1 << 31;
+const CLOCK_DELTA_REBASE: i32 = 1 << 30;
+
+impl ClockDelta {
+    /// `delta` as an ordered number: equal deltas map to equal numbers, and a
+    /// larger delay to a larger one.
+    pub fn order(&mut self, delta: u32) -> u64 {
+        let base = *self.base.get_or_insert(delta);
+        let off = delta.wrapping_sub(base) as i32;
+        if off.unsigned_abs() > CLOCK_DELTA_REBASE.unsigned_abs() {
+            self.base = Some(delta);
+            return CLOCK_DELTA_MIDDLE as u64;
+        }
+        (CLOCK_DELTA_MIDDLE + i64::from(off)) as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +143,30 @@ mod tests {
         assert_eq!(max.get(), Some(10));
         max.reset();
         assert_eq!(max.get(), None);
+    }
+
+    #[test]
+    fn clock_deltas_keep_their_order_across_the_wrap() {
+        // Clocks a few microseconds apart: the first delay reads as "negative".
+        let mut d = ClockDelta::default();
+        let a = d.order(5u32.wrapping_neg());
+        let b = d.order(3);
+        let c = d.order(1000);
+        assert!(a < b && b < c, "{a} {b} {c}");
+        assert_eq!(b - a, 8);
+        assert_eq!(c - b, 997);
+        // Any offset at all, including half the range.
+        let mut d = ClockDelta::default();
+        let a = d.order(0x7fff_fff0);
+        let b = d.order(0x8000_0010);
+        assert_eq!(b - a, 0x20);
+        // A clock stepped by half an hour starts over rather than reading as a
+        // queue.
+        let base = d.order(0x8000_0010u32.wrapping_add(1_800_000_000));
+        assert_eq!(base, 1 << 31);
+        assert_eq!(
+            d.order(0x8000_0010u32.wrapping_add(1_800_000_100)),
+            (1 << 31) + 100
+        );
     }
 }

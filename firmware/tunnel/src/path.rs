@@ -27,7 +27,7 @@
 use core::time::Duration;
 
 use crate::control::PathReport;
-use crate::filter::Windowed;
+use crate::filter::{ClockDelta, Windowed};
 use crate::time::Instant;
 
 /// Reports (heartbeats) go out on an idle path at least this often.
@@ -112,6 +112,8 @@ pub struct Path {
     min_rtt: Windowed<false>,
     owd_min: Windowed<false>,
     owd_excess_us: u64,
+    /// Orders the reported one-way delays (two clocks, unknown offset).
+    owd_clock: ClockDelta,
     last_heard: Option<Instant>,
     last_progress: Option<Instant>,
     peer_packets: Option<u32>,
@@ -125,6 +127,12 @@ pub struct Path {
     /// path, not how much traffic happened to be offered (BBR's "app-limited").
     saturated: bool,
     saturated_round: bool,
+    /// The previous report showed a queue too.
+    queue_seen: bool,
+    /// Estimate at the start of the current up-probe phase.
+    probe_start_bw: u64,
+    /// Consecutive probe cycles whose up-probe found 20% more.
+    room_cycles: u8,
     mode: Mode,
     next_send: Instant,
     last_tx: Option<Instant>,
@@ -172,6 +180,7 @@ impl Path {
             min_rtt: Windowed::new(),
             owd_min: Windowed::new(),
             owd_excess_us: 0,
+            owd_clock: ClockDelta::default(),
             last_heard: None,
             last_progress: None,
             peer_packets: None,
@@ -182,6 +191,9 @@ impl Path {
             bw: Windowed::new(),
             saturated: false,
             saturated_round: false,
+            queue_seen: false,
+            probe_start_bw: 0,
+            room_cycles: 0,
             mode: Mode::Startup {
                 best: 0,
                 flat_rounds: 0,
@@ -360,9 +372,10 @@ impl Path {
         }
         // One-way delay: queue building up in the WAN.
         if r.owd_min_us != 0 {
-            self.owd_min.push(now, u64::from(r.owd_min_us), MIN_WINDOW);
-            let base = self.owd_min.get().unwrap_or(u64::from(r.owd_min_us));
-            let excess = u64::from(r.owd_min_us).saturating_sub(base);
+            let owd = self.owd_clock.order(r.owd_min_us);
+            self.owd_min.push(now, owd, MIN_WINDOW);
+            let base = self.owd_min.get().unwrap_or(owd);
+            let excess = owd.saturating_sub(base);
             self.owd_excess_us = (self.owd_excess_us * 3 + excess) / 4;
         }
         self.on_rate_sample(now, u64::from(r.rx_rate_kbps) * 125);
@@ -395,12 +408,25 @@ impl Path {
         } else {
             QUEUE_TARGET
         };
-        let queueing = Duration::from_micros(self.owd_excess_us) > limit;
+        // Two reports in a row: one interval's delay can be a scheduling hiccup of
+        // either end, not a queue.
+        let over = Duration::from_micros(self.owd_excess_us) > limit;
+        let queueing = over
+            && (core::mem::replace(&mut self.queue_seen, over)
+                || !matches!(self.mode, Mode::Startup { .. }));
         if queueing && !matches!(self.mode, Mode::Drain { .. }) {
-            // The WAN queue is growing: we send faster than the link drains.
+            // The WAN queue is growing: we send faster than the link drains. What
+            // arrives is the link's rate, if we were sending flat out; if not, the
+            // sample says little, and the estimate only backs off by a fraction.
+            let cut = if saturated {
+                rate
+            } else {
+                self.btl_bw * 7 / 10
+            };
+            let cut = cut.max(self.btl_bw / 2).max(MIN_RATE);
             self.bw.reset();
-            self.bw.push(now, rate, BW_WINDOW);
-            self.btl_bw = rate.max(MIN_RATE);
+            self.bw.push(now, cut, BW_WINDOW);
+            self.btl_bw = cut;
             self.mode = Mode::Drain {
                 until: now + self.min_rtt(),
             };
@@ -453,10 +479,34 @@ impl Path {
                 phase: 2,
                 phase_end: now + min_rtt,
             },
-            Mode::ProbeBw { phase, phase_end } if now >= phase_end => Mode::ProbeBw {
-                phase: (phase + 1) % PROBE_GAINS.len() as u8,
-                phase_end: now + min_rtt,
-            },
+            Mode::ProbeBw { phase, phase_end } if now >= phase_end => {
+                // An up-probe that found 20% more: the path has room we do not know
+                // about (an estimate cut too far, a link that got faster). Search
+                // exponentially again instead of 25% per cycle.
+                let found_room = phase == 0
+                    && self.probe_start_bw > 0
+                    && self.btl_bw > self.probe_start_bw * 6 / 5;
+                if phase == 0 {
+                    self.room_cycles = if found_room { self.room_cycles + 1 } else { 0 };
+                }
+                if self.room_cycles >= 2 {
+                    self.room_cycles = 0;
+                    Mode::Startup {
+                        best: self.btl_bw,
+                        flat_rounds: 0,
+                        round_end: now + self.srtt() + 2 * REPORT_INTERVAL,
+                    }
+                } else {
+                    let next = (phase + 1) % PROBE_GAINS.len() as u8;
+                    if next == 0 {
+                        self.probe_start_bw = self.btl_bw;
+                    }
+                    Mode::ProbeBw {
+                        phase: next,
+                        phase_end: now + min_rtt,
+                    }
+                }
+            }
             m => m,
         };
     }

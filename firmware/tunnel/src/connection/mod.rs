@@ -28,6 +28,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
 use crate::control::{Control, PathReport, Report, MAX_ENCODED_LEN};
+use crate::filter::ClockDelta;
 use crate::handshake::{self, Initiation, LocalIdentity, RemoteIdentity, SessionKeys, Tai64n};
 use crate::path::{Path, PathConfig, PathInfo, PathState};
 use crate::reorder::{Reorder, ReorderStats};
@@ -176,6 +177,8 @@ pub struct Connection {
     next_index: u32,
     paths: [Option<Path>; MAX_PATHS],
     rx: [RxPath; MAX_PATHS],
+    /// Orders the one-way delays the rx paths measure.
+    rx_clock: ClockDelta,
     queues: [VecDeque<Queued>; MAX_PATHS],
     staged: VecDeque<(Class, Vec<u8>)>,
     seq: [u32; CLASSES],
@@ -222,6 +225,7 @@ impl Connection {
             next_index: index_seed,
             paths: Default::default(),
             rx: Default::default(),
+            rx_clock: ClockDelta::default(),
             queues: Default::default(),
             staged: VecDeque::new(),
             seq: [0; CLASSES],
@@ -612,7 +616,13 @@ impl Connection {
         if let Some(p) = self.paths[usize::from(path)].as_mut() {
             p.on_received(now);
         }
-        self.rx[usize::from(path)].on_packet(now, counter, datagram.len(), repr.tx_time);
+        self.rx[usize::from(path)].on_packet(
+            now,
+            counter,
+            datagram.len(),
+            repr.tx_time,
+            &mut self.rx_clock,
+        );
         match repr.kind {
             InnerKind::Data => {
                 let class = usize::from(repr.class).min(CLASSES - 1);

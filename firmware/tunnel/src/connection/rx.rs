@@ -4,7 +4,7 @@
 use core::time::Duration;
 
 use crate::control::PathReport;
-use crate::filter::Windowed;
+use crate::filter::{ClockDelta, Windowed};
 use crate::time::Instant;
 
 /// Window of the one-way-delay range used for the reorder timeout.
@@ -29,7 +29,16 @@ pub(super) struct RxPath {
 }
 
 impl RxPath {
-    pub fn on_packet(&mut self, now: Instant, counter: u64, len: usize, tx_stamp: u32) {
+    /// Records a packet. `clock` orders one-way delays; it is shared by all the
+    /// paths of a connection so their delays compare (the spread between them).
+    pub fn on_packet(
+        &mut self,
+        now: Instant,
+        counter: u64,
+        len: usize,
+        tx_stamp: u32,
+        clock: &mut ClockDelta,
+    ) {
         self.packets = self.packets.wrapping_add(1);
         self.bytes = self.bytes.wrapping_add(len as u32);
         self.highest_counter = self.highest_counter.max(counter);
@@ -38,10 +47,7 @@ impl RxPath {
             // The clocks differ by an unknown offset: only changes of this value
             // mean anything (queueing). Kept non-zero, as zero means "none".
             let owd = now.stamp().wrapping_sub(tx_stamp).max(1);
-            // Offset the two clocks' difference into the middle of the u32 range
-            // so the windowed filters compare like numbers (the offset cancels in
-            // the spread).
-            let centred = u64::from(owd.wrapping_add(1 << 31));
+            let centred = clock.order(owd);
             self.owd_lo.push(now, centred, SPREAD_WINDOW);
             self.owd_hi.push(now, centred, SPREAD_WINDOW);
             self.owd_min = Some(self.owd_min.map_or(owd, |m| {

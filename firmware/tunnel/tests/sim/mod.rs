@@ -265,8 +265,15 @@ pub struct Sim {
     pub script: Vec<(u64, Action)>,
     pub arrivals: Vec<Arrival>,
     pub router_events: Vec<(u64, Event)>,
+    /// The concentrator's monotonic clock runs this far ahead of the router's,
+    /// as two hosts' clocks do: its 32-bit stamps read 15 ms behind the
+    /// router's, so one-way delays measured upstream straddle zero and wrap.
+    pub conc_clock_offset: u64,
     buf: Vec<u8>,
 }
+
+/// See [`Sim::conc_clock_offset`].
+pub const CONC_CLOCK_OFFSET: u64 = (1 << 32) - 15_000;
 
 impl Sim {
     /// A router with one path per link pair, and a concentrator that knows it.
@@ -303,6 +310,7 @@ impl Sim {
             script: Vec::new(),
             arrivals: Vec::new(),
             router_events: Vec::new(),
+            conc_clock_offset: CONC_CLOCK_OFFSET,
             buf: vec![0u8; 2048],
         }
     }
@@ -318,8 +326,9 @@ impl Sim {
         self.script.sort_by_key(|(t, _)| *t);
     }
 
-    fn conc_conn(&mut self) -> Option<&mut Connection> {
-        self.conc.connection(0)
+    /// The concentrator's clock at simulation time `now` (microseconds).
+    pub fn conc_instant(&self, now: u64) -> Instant {
+        Instant::from_micros(now + self.conc_clock_offset)
     }
 
     /// Runs until `end`.
@@ -351,8 +360,12 @@ impl Sim {
             }
         };
         take(self.router.poll_timeout().map(Instant::as_micros));
+        let offset = self.conc_clock_offset;
         if let Some(c) = self.conc.connection(0) {
-            take(c.poll_timeout().map(Instant::as_micros));
+            take(
+                c.poll_timeout()
+                    .map(|t| t.as_micros().saturating_sub(offset)),
+            );
         }
         for l in self.up.iter().chain(self.down.iter()) {
             take(l.next());
@@ -369,6 +382,7 @@ impl Sim {
     fn step(&mut self) {
         let now = self.now;
         let inow = Instant::from_micros(now);
+        let cnow = self.conc_instant(now);
         while self.script.first().is_some_and(|(t, _)| *t <= now) {
             let (_, a) = self.script.remove(0);
             match a {
@@ -390,7 +404,7 @@ impl Sim {
         for p in 0..self.up.len() {
             while let Some(mut d) = self.up[p].pop_due(now) {
                 let source = [p as u8, 0, 0, 1];
-                if let Incoming::Reply(r) = self.conc.handle(inow, &source, &mut d) {
+                if let Incoming::Reply(r) = self.conc.handle(cnow, &source, &mut d) {
                     self.down[p].send(now, r);
                 }
             }
@@ -407,8 +421,8 @@ impl Sim {
             self.router.handle_timeout(inow);
         }
         if let Some(c) = self.conc.connection(0) {
-            if c.poll_timeout().is_some_and(|t| t.as_micros() <= now) {
-                c.handle_timeout(inow);
+            if c.poll_timeout().is_some_and(|t| t <= cnow) {
+                c.handle_timeout(cnow);
             }
         }
         // Sources.
@@ -430,7 +444,7 @@ impl Sim {
         }
         if let Some(c) = self.conc.connection(0) {
             let mut out = Vec::new();
-            while let Some(t) = c.poll_transmit(inow, &mut self.buf) {
+            while let Some(t) = c.poll_transmit(cnow, &mut self.buf) {
                 out.push((t.path, self.buf[..t.len].to_vec()));
             }
             for (p, d) in out {
