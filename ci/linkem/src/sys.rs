@@ -1,0 +1,341 @@
+//! The raw Linux calls linkem needs and nix does not wrap: AF_PACKET sockets
+//! bound to one interface (with the virtio-net header, promiscuous membership,
+//! no echo of our own transmissions), batched receive and send with
+//! recvmmsg/sendmmsg, and the interface flag and MTU ioctls. This is the only
+//! module with `unsafe`; everything above it sees safe types.
+//!
+//! Why the virtio-net header (PACKET_VNET_HDR): a frame sent by a process in
+//! the peer namespace through a veth usually still awaits its TCP/UDP checksum
+//! (CHECKSUM_PARTIAL: the veth offloads it). A packet socket reads such a frame
+//! with the checksum field unfinished; sent out as-is it would be dropped by the
+//! receiver as corrupt. The header carries "checksum needed at offset X" in and
+//! out, so the kernel finishes or trusts the checksum exactly as it would have,
+//! at no cost to linkem. It also flags GSO super-frames, which linkem drops.
+
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use crate::model::Frame;
+
+/// Bytes of `struct virtio_net_hdr` in front of every frame (include/uapi/linux/virtio_net.h).
+pub const VNET_HDR_LEN: usize = 10;
+/// `VIRTIO_NET_HDR_F_DATA_VALID`: meaningful on receive only, cleared before sending.
+const VNET_F_DATA_VALID: u8 = 2;
+/// Ethernet header: two MACs and the EtherType (IEEE 802.3).
+pub const ETH_HLEN: usize = 14;
+/// An 802.1Q tag, which the kernel allows on top of the MTU for raw sends.
+pub const VLAN_HLEN: usize = 4;
+/// Most frames one recvmmsg/sendmmsg call moves.
+pub const MAX_BATCH: usize = 64;
+
+/// One frame buffer: the virtio-net header, then the Ethernet frame.
+pub struct Packet {
+    buf: Box<[u8]>,
+    len: usize,
+    truncated: bool,
+}
+
+impl Packet {
+    /// An empty buffer that holds frames of up to `max_frame` bytes.
+    pub fn with_capacity(max_frame: usize) -> Self {
+        Packet {
+            buf: vec![0; VNET_HDR_LEN + max_frame].into_boxed_slice(),
+            len: 0,
+            truncated: false,
+        }
+    }
+
+    /// The Ethernet frame (its first bytes only, when truncated).
+    pub fn frame(&self) -> &[u8] {
+        &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.len.min(self.room())]
+    }
+
+    fn room(&self) -> usize {
+        self.buf.len() - VNET_HDR_LEN
+    }
+
+    /// Whether the frame was longer than the buffer (and `len` is its real length).
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// The frame's length as received (also when truncated).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the frame is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the kernel marked it as a GSO super-frame (TSO/UFO/GSO at the sender).
+    pub fn is_gso(&self) -> bool {
+        self.buf[1] != 0
+    }
+}
+
+impl Frame for Packet {
+    fn wire_len(&self) -> usize {
+        self.len
+    }
+}
+
+/// An AF_PACKET socket bound to one interface, set up for bridging.
+pub struct PacketSocket {
+    fd: OwnedFd,
+    /// The interface name.
+    pub ifname: String,
+    /// The interface MTU when the socket was opened.
+    pub mtu: usize,
+}
+
+impl AsFd for PacketSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn last_err(what: &str, ifname: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{ifname}: {what}: {e}"))
+}
+
+fn setsockopt<T>(fd: &OwnedFd, level: i32, name: i32, value: &T) -> io::Result<()> {
+    // SAFETY: `value` points at a live T and the length passed is its size; the
+    // kernel copies it before returning.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A zeroed `ifreq` naming `ifname`.
+fn ifreq(ifname: &str) -> libc::ifreq {
+    // SAFETY: ifreq is a plain C struct (name array and a union of integers and
+    // arrays) for which all-zero bytes are a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(ifname.bytes()) {
+        *d = s as libc::c_char;
+    }
+    req
+}
+
+fn ioctl(fd: &OwnedFd, req: libc::c_ulong, ifr: &mut libc::ifreq) -> io::Result<()> {
+    // SAFETY: the SIOC[GS]IF* requests used here read and write only within the
+    // ifreq, which outlives the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req, ifr as *mut libc::ifreq) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl PacketSocket {
+    /// Opens a nonblocking packet socket on `ifname` (which must exist; the
+    /// caller checked and named it), brings the interface up if it is down,
+    /// makes it promiscuous for as long as the socket lives, and asks for the
+    /// virtio-net header on every frame.
+    pub fn open(ifname: &str, ifindex: u32) -> io::Result<Self> {
+        // Protocol 0 at creation: the socket receives nothing until it is bound,
+        // so no frame of another interface slips in before bind.
+        // SAFETY: plain syscall with constant arguments.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
+        if raw < 0 {
+            return Err(last_err("socket(AF_PACKET)", ifname));
+        }
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let one: libc::c_int = 1;
+        setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)
+            .map_err(|e| io::Error::new(e.kind(), format!("{ifname}: PACKET_VNET_HDR: {e}")))?;
+        setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one).map_err(|e| {
+            io::Error::new(e.kind(), format!("{ifname}: PACKET_IGNORE_OUTGOING: {e}"))
+        })?;
+        // veth has no qdisc; skipping the (noqueue) qdisc layer saves work.
+        // Not fatal: older kernels lack it.
+        let _ = setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one);
+        // Big buffers absorb bursts (2x overload on several paths) between two
+        // loop iterations; FORCE needs CAP_NET_ADMIN, the plain form is capped
+        // by net.core.[rw]mem_max.
+        let size: libc::c_int = 8 << 20;
+        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
+            let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
+        }
+        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &size).is_err() {
+            let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &size);
+        }
+
+        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: `sll` is a valid sockaddr_ll and the length is its size.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(last_err("bind", ifname));
+        }
+
+        let mreq = libc::packet_mreq {
+            mr_ifindex: ifindex as i32,
+            mr_type: libc::PACKET_MR_PROMISC as u16,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+            .map_err(|e| io::Error::new(e.kind(), format!("{ifname}: promiscuous mode: {e}")))?;
+
+        let mut req = ifreq(ifname);
+        ioctl(&fd, libc::SIOCGIFFLAGS, &mut req)
+            .map_err(|e| last_ioctl(e, "SIOCGIFFLAGS", ifname))?;
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        let flags = unsafe { req.ifr_ifru.ifru_flags };
+        if flags & libc::IFF_UP as libc::c_short == 0 {
+            req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+            ioctl(&fd, libc::SIOCSIFFLAGS, &mut req)
+                .map_err(|e| last_ioctl(e, "set up", ifname))?;
+        }
+        let mut req = ifreq(ifname);
+        ioctl(&fd, libc::SIOCGIFMTU, &mut req).map_err(|e| last_ioctl(e, "SIOCGIFMTU", ifname))?;
+        // SAFETY: SIOCGIFMTU filled the mtu member of the union.
+        let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+        Ok(PacketSocket {
+            fd,
+            ifname: ifname.to_owned(),
+            mtu: usize::try_from(mtu).unwrap_or(1500),
+        })
+    }
+
+    /// Receives up to `pkts.len()` (at most [`MAX_BATCH`]) frames into `pkts`
+    /// without blocking; returns how many were filled (0 when none is waiting).
+    pub fn recv_batch(&self, pkts: &mut [Packet]) -> io::Result<usize> {
+        let n = pkts.len().min(MAX_BATCH);
+        // SAFETY: iovec and mmsghdr are plain C structs; all-zero is valid
+        // (null pointers, zero lengths) and every used entry is filled below.
+        let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        for i in 0..n {
+            iovs[i].iov_base = pkts[i].buf.as_mut_ptr().cast();
+            iovs[i].iov_len = pkts[i].buf.len();
+            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: the first `n` headers point at `n` iovecs that point at
+        // buffers of the stated lengths, all alive and exclusively borrowed for
+        // the call; MSG_TRUNC makes the kernel report real lengths.
+        let r = unsafe {
+            libc::recvmmsg(
+                self.fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(e),
+            };
+        }
+        let got = r as usize;
+        for (p, h) in pkts.iter_mut().zip(&hdrs).take(got) {
+            let total = (h.msg_len as usize).saturating_sub(VNET_HDR_LEN);
+            p.len = total;
+            p.truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || total > p.room();
+        }
+        Ok(got)
+    }
+
+    /// Sends `pkts` (at most [`MAX_BATCH`]) out of the interface, each with its
+    /// virtio-net header; returns how many the kernel took, or the error of
+    /// the first one it refused when it took none.
+    pub fn send_batch(&self, pkts: &mut [Packet]) -> io::Result<usize> {
+        let n = pkts.len().min(MAX_BATCH);
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: as in recv_batch.
+        let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as in recv_batch.
+        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        for i in 0..n {
+            let p = &mut pkts[i];
+            p.buf[0] &= !VNET_F_DATA_VALID;
+            iovs[i].iov_base = p.buf.as_mut_ptr().cast();
+            iovs[i].iov_len = VNET_HDR_LEN + p.len.min(p.room());
+            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: the first `n` headers point at iovecs covering initialised
+        // bytes of live buffers; the kernel only reads them.
+        let r = unsafe {
+            libc::sendmmsg(
+                self.fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
+    }
+}
+
+fn last_ioctl(e: io::Error, what: &str, ifname: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{ifname}: {what}: {e}"))
+}
+
+/// The index of interface `name`, or `None` if it does not exist here.
+pub fn if_index(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
+/// Names of the interfaces in this network namespace, for error messages.
+pub fn if_names() -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            let mut v: Vec<String> = d
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default()
+}
