@@ -1,0 +1,626 @@
+//! `ci/bench tunnel`: braidd against the baselines on emulated WAN links.
+//!
+//! Namespaces LAN host -> router -> N WANs shaped by braid-linkem -> concentrator
+//! -> server (tests/lab). Per scenario, first the baselines on the same links
+//! without braidd: one TCP connection over each link alone (router to
+//! concentrator), and kernel MPTCP end to end with one subflow per link. Then
+//! braidd: iperf3 TCP and UDP from the LAN host to the server through the
+//! tunnel, a 50 pps UDP probe idle and under the TCP load, TCP retransmissions
+//! counted by the sender's kernel, and the router braidd's peak RSS. The
+//! failover scenario F runs a bulk TCP flow, an aggregate-class probe and a
+//! redundant-class probe while the better link is cut for 10 s, for braidd and
+//! for MPTCP, and writes a throughput-over-time SVG.
+//!
+//! Needs root. Binaries come from the environment (ci/bench sets them):
+//! BRAIDD (default: this package's braidd), LINKEM (required), BENCH_SVG
+//! (default firmware/failover.svg), BENCH_SECONDS (iperf3 run length, default
+//! 10). Arguments select scenarios by name (S1 S2 S3 S4 F); none means all.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use lab::{probe, wait_until, wan_conc_addr, Iperf, Probe, Topo, Wan, SERVER};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+struct Scenario {
+    name: &'static str,
+    what: &'static str,
+    wans: Vec<Wan>,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "S1",
+            what: "2 × 20 Mbit/s, 20 and 25 ms",
+            wans: vec![Wan::new(20.0, 20.0), Wan::new(20.0, 25.0)],
+        },
+        Scenario {
+            name: "S2",
+            what: "20 Mbit/s 10 ms + 10 Mbit/s 30 ms, 1 ms jitter",
+            wans: vec![
+                Wan::new(20.0, 10.0).jitter(1.0),
+                Wan::new(10.0, 30.0).jitter(1.0),
+            ],
+        },
+        Scenario {
+            name: "S3",
+            what: "50 Mbit/s 10 ms + 5 Mbit/s 150 ms",
+            wans: vec![Wan::new(50.0, 10.0), Wan::new(5.0, 150.0)],
+        },
+        Scenario {
+            name: "S4",
+            what: "20/15 ms + 10/40 ms j10 1% loss + 5/25 ms + 25/300 ms",
+            wans: vec![
+                Wan::new(20.0, 15.0),
+                Wan::new(10.0, 40.0).jitter(10.0).loss(1.0),
+                Wan::new(5.0, 25.0),
+                Wan::new(25.0, 300.0),
+            ],
+        },
+    ]
+}
+
+struct Env {
+    braidd: PathBuf,
+    linkem: PathBuf,
+    svg: PathBuf,
+    secs: u64,
+}
+
+#[derive(Default)]
+struct Row {
+    name: &'static str,
+    what: &'static str,
+    rate_sum: f64,
+    single: Vec<f64>,
+    mptcp: Iperf,
+    mptcp_retx: (u64, u64),
+    tcp: Iperf,
+    tcp_retx: (u64, u64),
+    udp: Iperf,
+    udp_offered: f64,
+    idle: Option<Probe>,
+    loaded: Option<Probe>,
+    hwm_kib: Option<u64>,
+    reorder: String,
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.1}", d.as_secs_f64() * 1e3))
+}
+
+fn iperf_tcp(
+    topo: &mut Topo,
+    server: &str,
+    client: &str,
+    addr: &str,
+    wrap: &[&str],
+    extra: &[&str],
+    secs: u64,
+) -> (Iperf, (u64, u64)) {
+    let before = lab::tcp_segments(client);
+    let t = secs.to_string();
+    let mut args = vec!["-t", &t, "-O", "2"];
+    args.extend(extra);
+    let r = lab::iperf3(&mut topo.lab, server, client, addr, 5201, wrap, &args);
+    let after = lab::tcp_segments(client);
+    (r, (after.0 - before.0, after.1 - before.1))
+}
+
+fn run_scenario(env: &Env, s: &Scenario) -> Row {
+    eprintln!("== {} ({})", s.name, s.what);
+    let mut topo = Topo::build("bench", &s.wans, Some(&env.linkem));
+    let (rtr, con, lan, srv) = (
+        topo.rtr.clone(),
+        topo.con.clone(),
+        topo.lan.clone(),
+        topo.srv.clone(),
+    );
+    let mut row = Row {
+        name: s.name,
+        what: s.what,
+        rate_sum: s.wans.iter().map(|w| w.rate_mbit).sum(),
+        ..Row::default()
+    };
+    // Baselines: each link alone, then MPTCP over all of them.
+    for i in 0..s.wans.len() {
+        let bind = lab::wan_router_addr(i);
+        let (r, _) = iperf_tcp(
+            &mut topo,
+            &con,
+            &rtr,
+            &wan_conc_addr(i),
+            &[],
+            &["-B", &bind],
+            env.secs,
+        );
+        eprintln!(
+            "  single TCP over wan{i}: {:.2} Mbit/s, {} retransmits",
+            r.bps / 1e6,
+            r.retransmits
+        );
+        row.single.push(r.bps);
+    }
+    topo.mptcp_on();
+    let (r, retx) = iperf_tcp(
+        &mut topo,
+        &con,
+        &rtr,
+        &wan_conc_addr(0),
+        &["mptcpize", "run"],
+        &[],
+        env.secs,
+    );
+    topo.mptcp_off();
+    eprintln!(
+        "  MPTCP: {:.2} Mbit/s, {}/{} segments retransmitted",
+        r.bps / 1e6,
+        retx.1,
+        retx.0
+    );
+    row.mptcp = r;
+    row.mptcp_retx = retx;
+
+    // braidd.
+    topo.start_braidd(&env.braidd, "redundant_ports = [5060]");
+    let _ = wait_until(Duration::from_secs(5), || {
+        let st = lab::status(&env.braidd, &topo.router_sock());
+        (0..s.wans.len())
+            .all(|i| lab::path_field(&st, &format!("wan{i}"), "state").as_deref() == Some("up"))
+    });
+    row.idle = Some(probe(
+        &lan,
+        &srv,
+        SERVER,
+        7000,
+        50,
+        160,
+        Duration::from_secs(5),
+    ));
+    let secs = env.secs;
+    let topo_sock = topo.router_sock();
+    let (tcp, loaded) = std::thread::scope(|sc| {
+        let lab = &mut topo.lab;
+        let (lan2, srv2) = (lan.clone(), srv.clone());
+        let h = sc.spawn(move || {
+            let before = lab::tcp_segments(&lan2);
+            let t = secs.to_string();
+            let r = lab::iperf3(lab, &srv2, &lan2, SERVER, 5201, &[], &["-t", &t, "-O", "2"]);
+            let after = lab::tcp_segments(&lan2);
+            (r, (after.0 - before.0, after.1 - before.1))
+        });
+        // BENCH_TRACE=1: the router's path table every 250 ms of the run.
+        let trace = std::env::var_os("BENCH_TRACE").is_some().then(|| {
+            let (bin, sock) = (env.braidd.clone(), topo_sock.clone());
+            sc.spawn(move || {
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(secs + 2) {
+                    let st = lab::status(&bin, &sock);
+                    for l in st.lines().filter(|l| l.starts_with("path ")) {
+                        eprintln!("{:6.2} {l}", start.elapsed().as_secs_f64());
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+            })
+        });
+        // The probe runs while the flow is past its start-up (-O 2 s) and
+        // stops before its end.
+        std::thread::sleep(Duration::from_secs(3));
+        let p = probe(
+            &lan,
+            &srv,
+            SERVER,
+            7001,
+            50,
+            160,
+            Duration::from_secs(secs.saturating_sub(2).max(3)),
+        );
+        if let Some(t) = trace {
+            t.join().unwrap();
+        }
+        (h.join().unwrap(), p)
+    });
+    row.tcp = tcp.0;
+    row.tcp_retx = tcp.1;
+    row.loaded = Some(loaded);
+    eprintln!(
+        "  braidd TCP: {:.2} Mbit/s, {}/{} segments retransmitted",
+        row.tcp.bps / 1e6,
+        row.tcp_retx.1,
+        row.tcp_retx.0
+    );
+    row.udp_offered = row.rate_sum * 0.85;
+    let b = format!("{:.1}M", row.udp_offered);
+    row.udp = lab::iperf3(
+        &mut topo.lab,
+        &srv,
+        &lan,
+        SERVER,
+        5202,
+        &[],
+        &["-u", "-b", &b, "-l", "1300", "-t", "5"],
+    );
+    eprintln!(
+        "  braidd UDP at {b}: {:.2} Mbit/s received, {:.2}% lost",
+        row.udp.bps / 1e6,
+        row.udp.lost_percent
+    );
+    row.hwm_kib = topo.router_hwm_kib();
+    let st = lab::status(&env.braidd, &topo.router_sock());
+    row.reorder = st
+        .lines()
+        .filter(|l| l.starts_with("reorder aggregate"))
+        .collect();
+    eprintln!("{st}");
+    eprintln!(
+        "--- concentrator\n{}",
+        lab::status(&env.braidd, &topo.conc_sock())
+    );
+    row
+}
+
+fn pct(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.1}%", 100.0 * a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "| scenario | single TCP, best link | MPTCP end to end | braidd TCP | braidd ÷ link rates | braidd ÷ Σ single-TCP | retransmitted segments (MPTCP / braidd) | braidd UDP received (loss) | probe p95 idle → loaded (ms) | added p95 (ms) | router VmHWM |");
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let best = r.single.iter().copied().fold(0.0, f64::max);
+        let sum_single: f64 = r.single.iter().sum();
+        let (idle, loaded) = (
+            r.idle.as_ref().and_then(|p| p.quantile(0.95)),
+            r.loaded.as_ref().and_then(|p| p.quantile(0.95)),
+        );
+        let added = match (idle, loaded) {
+            (Some(i), Some(l)) => format!("{:.1}", (l.as_secs_f64() - i.as_secs_f64()) * 1e3),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            t,
+            "| {} ({}) | {:.1} | {:.1} ({}) | {:.1} | {} | {} | {} / {} | {:.1} of {:.1} ({:.2}%) | {} → {} | {} | {} |",
+            r.name,
+            r.what,
+            best / 1e6,
+            r.mptcp.bps / 1e6,
+            pct(r.mptcp.bps / 1e6, r.rate_sum),
+            r.tcp.bps / 1e6,
+            pct(r.tcp.bps / 1e6, r.rate_sum),
+            pct(r.tcp.bps, sum_single),
+            pct(r.mptcp_retx.1 as f64, r.mptcp_retx.0 as f64),
+            pct(r.tcp_retx.1 as f64, r.tcp_retx.0 as f64),
+            r.udp.bps / 1e6,
+            r.udp_offered,
+            r.udp.lost_percent,
+            ms(idle),
+            ms(loaded),
+            added,
+            r.hwm_kib.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+        );
+    }
+    t
+}
+
+// ---------------------------------------------------------------- failover
+
+struct Failover {
+    system: &'static str,
+    bulk: lab::Bulk,
+    aggregate: Probe,
+    redundant: Option<Probe>,
+    /// Time from the restore until wan0 carried data again (braidd only).
+    back_in_use: Option<Duration>,
+}
+
+const CUT_AT: Duration = Duration::from_secs(10);
+const RESTORE_AT: Duration = Duration::from_secs(20);
+const F_LENGTH: Duration = Duration::from_secs(30);
+
+/// Probe packets lost between the cut and the restore (plus the 1 s after).
+fn lost_in_cut(p: &Probe, offset: Duration) -> usize {
+    p.owd
+        .iter()
+        .zip(&p.sent_at)
+        .filter(|(o, t)| {
+            o.is_none()
+                && **t + offset >= CUT_AT
+                && **t + offset < RESTORE_AT + Duration::from_secs(1)
+        })
+        .count()
+}
+
+fn run_failover(env: &Env, braidd: bool) -> Failover {
+    let s = &scenarios()[1];
+    eprintln!("== F over S2, {}", if braidd { "braidd" } else { "MPTCP" });
+    let mut topo = Topo::build("fo", &s.wans, Some(&env.linkem));
+    let (rtr, con, lan, srv) = (
+        topo.rtr.clone(),
+        topo.con.clone(),
+        topo.lan.clone(),
+        topo.srv.clone(),
+    );
+    let (src, dst, addr) = if braidd {
+        topo.start_braidd(&env.braidd, "redundant_ports = [5060]");
+        (lan.clone(), srv.clone(), SERVER.to_string())
+    } else {
+        topo.mptcp_on();
+        (rtr.clone(), con.clone(), wan_conc_addr(0))
+    };
+    let _ = wait_until(Duration::from_secs(5), || {
+        !braidd || {
+            let st = lab::status(&env.braidd, &topo.router_sock());
+            (0..2)
+                .all(|i| lab::path_field(&st, &format!("wan{i}"), "state").as_deref() == Some("up"))
+        }
+    });
+    let start = Instant::now();
+    let probes = {
+        let (src, dst, addr) = (src.clone(), dst.clone(), addr.clone());
+        std::thread::spawn(move || {
+            let agg = {
+                let (src, dst, addr) = (src.clone(), dst.clone(), addr.clone());
+                std::thread::spawn(move || probe(&src, &dst, &addr, 7000, 50, 160, F_LENGTH))
+            };
+            let red = if braidd {
+                Some(probe(&src, &dst, &addr, 5060, 50, 160, F_LENGTH))
+            } else {
+                None
+            };
+            (agg.join().unwrap(), red)
+        })
+    };
+    let offset = start.elapsed();
+    let (mut cut, mut restored) = (false, None::<Instant>);
+    let mut back_in_use = None;
+    let mut last_poll = (Instant::now(), 0u64, Instant::now());
+    let sock = topo.router_sock();
+    let bulk = lab::bulk_tcp(
+        &src,
+        &dst,
+        &addr,
+        6000,
+        !braidd,
+        F_LENGTH,
+        Duration::from_millis(100),
+        |t| {
+            if !cut && t >= CUT_AT {
+                topo.set_wan(Some(&env.linkem), 0, false);
+                cut = true;
+            }
+            if restored.is_none() && t >= RESTORE_AT {
+                topo.set_wan(Some(&env.linkem), 0, true);
+                restored = Some(Instant::now());
+            }
+            // After the restore: when did wan0 carry data again? Data means more
+            // than 30 packets in 100 ms (heartbeats are ~10 per second).
+            if let (true, Some(r), None) = (braidd, restored, back_in_use) {
+                if last_poll.0.elapsed() >= Duration::from_millis(100) {
+                    let st = lab::status(&env.braidd, &sock);
+                    let sent: u64 = lab::path_field(&st, "wan0", "sent")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if last_poll.1 > 0 && sent > last_poll.1 + 30 {
+                        back_in_use = Some(last_poll.2.duration_since(r));
+                    }
+                    last_poll = (Instant::now(), sent, last_poll.0);
+                }
+            }
+        },
+    );
+    let (aggregate, redundant) = probes.join().unwrap();
+    let _ = offset;
+    if !braidd {
+        topo.mptcp_off();
+    } else {
+        eprintln!("{}", lab::status(&env.braidd, &sock));
+    }
+    Failover {
+        system: if braidd { "braidd" } else { "MPTCP end to end" },
+        bulk,
+        aggregate,
+        redundant,
+        back_in_use,
+    }
+}
+
+fn failover_table(f: &[Failover]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "| F: S2, wan0 (20 Mbit/s, 10 ms) cut at 10 s for 10 s | TCP longest gap (at) | TCP mean during cut | probe packets lost (longest run) | redundant-class probe lost during cut | wan0 back in use after restore |");
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|");
+    for x in f {
+        let b = &x.bulk;
+        let bins_per_s = (1.0 / b.bin.as_secs_f64()) as usize;
+        let cut_bins = &b.bins[(CUT_AT.as_secs() as usize * bins_per_s).min(b.bins.len())
+            ..(RESTORE_AT.as_secs() as usize * bins_per_s).min(b.bins.len())];
+        let during = cut_bins.iter().sum::<u64>() as f64 * 8.0 / 10.0 / 1e6;
+        let (run, _) = x.aggregate.longest_loss();
+        let _ = writeln!(
+            t,
+            "| {} | {:.0} ms ({:.1} s) | {:.1} Mbit/s | {} ({} = {:.0} ms) | {} | {} |",
+            x.system,
+            b.max_gap.as_secs_f64() * 1e3,
+            b.max_gap_at.as_secs_f64(),
+            during,
+            lost_in_cut(&x.aggregate, Duration::ZERO),
+            run,
+            x.aggregate.longest_loss_time().as_secs_f64() * 1e3,
+            x.redundant
+                .as_ref()
+                .map_or("-".into(), |p| lost_in_cut(p, Duration::ZERO).to_string()),
+            x.back_in_use
+                .map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64())),
+        );
+    }
+    t
+}
+
+/// Throughput over time, one polyline per system, cut and restore marked.
+fn svg(f: &[Failover]) -> String {
+    let (w, h, l, b) = (800.0, 360.0, 60.0, 40.0);
+    let max_mbit = f
+        .iter()
+        .flat_map(|x| {
+            x.bulk
+                .bins
+                .iter()
+                .map(|&v| v as f64 * 8.0 / x.bulk.bin.as_secs_f64() / 1e6)
+        })
+        .fold(10.0, f64::max)
+        .ceil();
+    let secs = F_LENGTH.as_secs_f64() + 1.0;
+    let x = |t: f64| l + t / secs * (w - l - 20.0);
+    let y = |m: f64| h - b - m / max_mbit * (h - b - 20.0);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    let _ = writeln!(s, "<text x=\"{l}\" y=\"14\">TCP goodput, 100 ms bins: S2 with wan0 cut at 10 s, restored at 20 s</text>");
+    let _ = writeln!(
+        s,
+        "<line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
+        y(0.0),
+        x(secs),
+        y(0.0)
+    );
+    let _ = writeln!(
+        s,
+        "<line x1=\"{l}\" y1=\"{}\" x2=\"{l}\" y2=\"{}\" stroke=\"black\"/>",
+        y(0.0),
+        y(max_mbit)
+    );
+    for m in (0..=max_mbit as u32).step_by(5) {
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{m}</text>",
+            l - 5.0,
+            y(m as f64) + 4.0
+        );
+    }
+    for t in (0..=F_LENGTH.as_secs()).step_by(5) {
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{t} s</text>",
+            x(t as f64),
+            h - b + 16.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"14\" y=\"{}\" transform=\"rotate(-90 14 {})\">Mbit/s</text>",
+        h / 2.0,
+        h / 2.0
+    );
+    for (t, label) in [(CUT_AT, "cut"), (RESTORE_AT, "restore")] {
+        let xt = x(t.as_secs_f64());
+        let _ = writeln!(s, "<line x1=\"{xt}\" y1=\"{}\" x2=\"{xt}\" y2=\"{}\" stroke=\"grey\" stroke-dasharray=\"4\"/><text x=\"{}\" y=\"{}\">{label}</text>", y(0.0), y(max_mbit), xt + 3.0, y(max_mbit) + 12.0);
+    }
+    for (i, (fx, colour)) in f.iter().zip(["#1f77b4", "#d62728", "#2ca02c"]).enumerate() {
+        let pts: Vec<String> = fx
+            .bulk
+            .bins
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| {
+                let t = (k as f64 + 0.5) * fx.bulk.bin.as_secs_f64();
+                format!(
+                    "{:.1},{:.1}",
+                    x(t),
+                    y(v as f64 * 8.0 / fx.bulk.bin.as_secs_f64() / 1e6)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/>",
+            pts.join(" ")
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{}</text>",
+            w - 200.0,
+            34.0 + 14.0 * i as f64,
+            fx.system
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
+    let env = Env {
+        braidd: std::env::var_os("BRAIDD").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_braidd")),
+            PathBuf::from,
+        ),
+        linkem: PathBuf::from(
+            std::env::var_os("LINKEM")
+                .expect("LINKEM: path to the braid-linkem binary (ci/bench sets it)"),
+        ),
+        svg: std::env::var_os("BENCH_SVG").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../failover.svg"),
+            PathBuf::from,
+        ),
+        secs: std::env::var("BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10),
+    };
+    let mut rows = Vec::new();
+    for s in scenarios().iter().filter(|s| want(s.name)) {
+        rows.push(run_scenario(&env, s));
+    }
+    let mut fo = Vec::new();
+    if want("F") {
+        fo.push(run_failover(&env, true));
+        fo.push(run_failover(&env, false));
+    }
+    println!(
+        "braidd tunnel benchmark, {}, {} cores, {}\n",
+        String::from_utf8_lossy(
+            &std::process::Command::new("date")
+                .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+                .output()
+                .unwrap()
+                .stdout
+        )
+        .trim(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l
+                .strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+            .unwrap_or_default()
+    );
+    if !rows.is_empty() {
+        println!("{}", table(&rows));
+        for r in &rows {
+            println!("{} router {}", r.name, r.reorder);
+        }
+        println!();
+    }
+    if !fo.is_empty() {
+        println!("{}", failover_table(&fo));
+        let svg = svg(&fo);
+        let tmp = env.svg.with_extension("svg.tmp");
+        std::fs::write(&tmp, svg).unwrap();
+        std::fs::rename(&tmp, &env.svg).unwrap();
+        println!("throughput plot: {}", env.svg.display());
+    }
+}
