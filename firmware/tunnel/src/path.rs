@@ -433,8 +433,13 @@ impl Path {
             return;
         }
         // A sample taken while little was offered says nothing about capacity
-        // unless it is higher than what we believe.
-        if saturated || rate >= self.btl_bw {
+        // unless it is higher than what we believe. Even a "saturated" interval
+        // may have had a backlog only briefly (the scheduler feeds this path only
+        // when it is the earliest arrival), so a sample far below the estimate
+        // is not trusted either: a link that really slowed down shows it by its
+        // queue (the cut above) or its loss, and this lets the estimate drift
+        // down by at most 15% per window otherwise.
+        if rate >= self.btl_bw || (saturated && rate >= self.btl_bw * 85 / 100) {
             self.bw.push(now, rate, BW_WINDOW);
         }
         // An expired window keeps the last estimate instead of decaying to the
