@@ -127,6 +127,9 @@ pub struct Path {
     /// path, not how much traffic happened to be offered (BBR's "app-limited").
     saturated: bool,
     saturated_round: bool,
+    /// Bytes scheduled since `round_start` (startup's plateau test).
+    round_bytes: u64,
+    round_start: Option<Instant>,
     /// The previous report showed a queue too.
     queue_seen: bool,
     /// Estimate at the start of the current up-probe phase.
@@ -191,6 +194,8 @@ impl Path {
             bw: Windowed::new(),
             saturated: false,
             saturated_round: false,
+            round_bytes: 0,
+            round_start: None,
             queue_seen: false,
             probe_start_bw: 0,
             room_cycles: 0,
@@ -302,6 +307,7 @@ impl Path {
         }
         let at = self.next_send.max(now);
         self.next_send = at + self.tx_time(size);
+        self.round_bytes += size as u64;
         at
     }
 
@@ -457,8 +463,17 @@ impl Path {
                 flat_rounds,
                 round_end,
             } if now >= round_end => {
-                // Only rounds that were not app-limited can show a plateau.
-                let saturated_round = core::mem::take(&mut self.saturated_round);
+                // Only rounds that were not app-limited can show a plateau: the
+                // pacer had a backlog, and what was offered filled most of what
+                // it allowed (a flow that grows more slowly than startup, like
+                // TCP behind a long reorder wait, must not end it).
+                let allowed = self.round_start.map_or(0, |t| {
+                    self.pacing_rate() * now.saturating_since(t).as_micros() as u64 / 1_000_000
+                });
+                let filled = self.round_bytes * 10 >= allowed * 7;
+                self.round_bytes = 0;
+                self.round_start = Some(now);
+                let saturated_round = core::mem::take(&mut self.saturated_round) && filled;
                 let (best, flat) = if self.btl_bw > best * 5 / 4 {
                     (self.btl_bw, 0)
                 } else if saturated_round {
