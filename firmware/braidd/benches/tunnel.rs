@@ -250,6 +250,12 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         row.udp.bps / 1e6,
         row.udp.lost_percent
     );
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        eprintln!("--- linkem\n{}", topo.linkem(&env.linkem, &["stats"]));
+        for (ns, what) in [(&rtr, "router"), (&con, "concentrator")] {
+            eprintln!("--- {what} links\n{}", lab::exec(ns, &["ip", "-s", "link"]));
+        }
+    }
     row.hwm_kib = topo.router_hwm_kib();
     let st = lab::status(&env.braidd, &topo.router_sock());
     row.reorder = st
@@ -383,7 +389,7 @@ fn run_failover(env: &Env, braidd: bool) -> Failover {
     let offset = start.elapsed();
     let (mut cut, mut restored) = (false, None::<Instant>);
     let mut back_in_use = None;
-    let mut last_poll = (Instant::now(), 0u64, Instant::now());
+    let mut last_poll = (Instant::now(), 0u64);
     let sock = topo.router_sock();
     let bulk = lab::bulk_tcp(
         &src,
@@ -403,17 +409,20 @@ fn run_failover(env: &Env, braidd: bool) -> Failover {
                 restored = Some(Instant::now());
             }
             // After the restore: when did wan0 carry data again? Data means more
-            // than 30 packets in 100 ms (heartbeats are ~10 per second).
+            // than 30 packets since the previous poll, 100 ms earlier (reports
+            // and heartbeats are a few per 100 ms); the time is that poll's, an
+            // upper bound.
             if let (true, Some(r), None) = (braidd, restored, back_in_use) {
                 if last_poll.0.elapsed() >= Duration::from_millis(100) {
                     let st = lab::status(&env.braidd, &sock);
                     let sent: u64 = lab::path_field(&st, "wan0", "sent")
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
-                    if last_poll.1 > 0 && sent > last_poll.1 + 30 {
-                        back_in_use = Some(last_poll.2.duration_since(r));
+                    let now = Instant::now();
+                    if last_poll.1 > 0 && last_poll.0 >= r && sent > last_poll.1 + 30 {
+                        back_in_use = Some(now.duration_since(r));
                     }
-                    last_poll = (Instant::now(), sent, last_poll.0);
+                    last_poll = (now, sent);
                 }
             }
         },
@@ -447,14 +456,23 @@ fn failover_table(f: &[Failover]) -> String {
         let (run, _) = x.aggregate.longest_loss();
         let _ = writeln!(
             t,
-            "| {} | {:.0} ms ({:.1} s) | {:.1} Mbit/s | {} ({} = {:.0} ms) | {} | {} |",
+            "| {} | {:.0} ms ({:.1} s) | {:.1} Mbit/s | {} | {} | {} |",
             x.system,
             b.max_gap.as_secs_f64() * 1e3,
             b.max_gap_at.as_secs_f64(),
             during,
-            lost_in_cut(&x.aggregate, Duration::ZERO),
-            run,
-            x.aggregate.longest_loss_time().as_secs_f64() * 1e3,
+            if x.redundant.is_some() {
+                format!(
+                    "{} ({} = {:.0} ms)",
+                    lost_in_cut(&x.aggregate, Duration::ZERO),
+                    run,
+                    x.aggregate.longest_loss_time().as_secs_f64() * 1e3
+                )
+            } else {
+                // Plain UDP from the router to the concentrator's wan0 address
+                // is not multipath: it says nothing about MPTCP.
+                "- (UDP is not multipath)".into()
+            },
             x.redundant
                 .as_ref()
                 .map_or("-".into(), |p| lost_in_cut(p, Duration::ZERO).to_string()),

@@ -64,6 +64,12 @@ fn probing_path_comes_up_after_progress_and_learns_rtt() {
     assert_eq!(info.min_rtt_us, Some(30_000));
     // Once the backlog feed() left has drained.
     assert!(p.eta(ms(200), 1000).is_some());
+    // Silent longer than a heartbeat, two report intervals and the variation:
+    // suspect, no new bulk, though not down yet.
+    assert!(!p.suspect(ms(160 + 100)));
+    assert!(p.suspect(ms(160 + 140)));
+    assert!(p.eta(ms(160 + 140), 1000).is_none());
+    assert!(!p.check_liveness(ms(160 + 140)), "not down before 150 ms");
 }
 
 #[test]
@@ -203,8 +209,9 @@ fn pacer_spaces_packets_and_refuses_a_full_backlog() {
     );
     let mut packets = 0;
     let t = feed(&mut p, 0, 5, 20, 1_000, &mut packets);
-    // Past the backlog feed() leaves.
+    // Past the backlog feed() leaves (and still hearing from the peer).
     let now = ms(t + 200);
+    p.on_received(now);
     // 125 kB/s: 1250 bytes take 10 ms.
     assert_eq!(p.schedule(now, 1250), now);
     assert!(p.eta(now, 1250).is_some(), "10 ms of backlog");
