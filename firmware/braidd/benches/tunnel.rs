@@ -82,6 +82,8 @@ struct Row {
     mptcp_retx: (u64, u64),
     tcp: Iperf,
     tcp_retx: (u64, u64),
+    /// Reorder events and spurious (D-SACKed) retransmissions the sender saw.
+    tcp_reorder: (u64, u64),
     udp: Iperf,
     udp_offered: f64,
     idle: Option<Probe>,
@@ -189,10 +191,16 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         let (lan2, srv2) = (lan.clone(), srv.clone());
         let h = sc.spawn(move || {
             let before = lab::tcp_segments(&lan2);
+            let reo = lab::reorder_counters(&lan2);
             let t = secs.to_string();
             let r = lab::iperf3(lab, &srv2, &lan2, SERVER, 5201, &[], &["-t", &t, "-O", "2"]);
             let after = lab::tcp_segments(&lan2);
-            (r, (after.0 - before.0, after.1 - before.1))
+            let reo2 = lab::reorder_counters(&lan2);
+            (
+                r,
+                (after.0 - before.0, after.1 - before.1),
+                (reo2.0 - reo.0, reo2.1 - reo.1),
+            )
         });
         // BENCH_TRACE=1: the router's path table every 250 ms of the run.
         let trace = std::env::var_os("BENCH_TRACE").is_some().then(|| {
@@ -227,6 +235,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     });
     row.tcp = tcp.0;
     row.tcp_retx = tcp.1;
+    row.tcp_reorder = tcp.2;
     row.loaded = Some(loaded);
     eprintln!(
         "  braidd TCP: {:.2} Mbit/s, {}/{} segments retransmitted",
@@ -280,8 +289,11 @@ fn pct(a: f64, b: f64) -> String {
 
 fn table(rows: &[Row]) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "| scenario | single TCP, best link | MPTCP end to end | braidd TCP | braidd ÷ link rates | braidd ÷ Σ single-TCP | retransmitted segments (MPTCP / braidd) | braidd UDP received (loss) | probe p95 idle → loaded (ms) | added p95 (ms) | router VmHWM |");
-    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(t, "| scenario | single TCP, best link | MPTCP end to end | braidd TCP | braidd ÷ link rates | braidd ÷ Σ single-TCP | retransmitted segments (MPTCP / braidd) | braidd: reorder events / spurious retransmits (D-SACK) | braidd UDP received (loss) | probe p95 idle → loaded (ms) | added p95 (ms) | router VmHWM |");
+    let _ = writeln!(
+        t,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for r in rows {
         let best = r.single.iter().copied().fold(0.0, f64::max);
         let sum_single: f64 = r.single.iter().sum();
@@ -295,7 +307,7 @@ fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             t,
-            "| {} ({}) | {:.1} | {:.1} ({}) | {:.1} | {} | {} | {} / {} | {:.1} of {:.1} ({:.2}%) | {} → {} | {} | {} |",
+            "| {} ({}) | {:.1} | {:.1} ({}) | {:.1} | {} | {} | {} / {} | {} / {} | {:.1} of {:.1} ({:.2}%) | {} → {} | {} | {} |",
             r.name,
             r.what,
             best / 1e6,
@@ -306,6 +318,8 @@ fn table(rows: &[Row]) -> String {
             pct(r.tcp.bps, sum_single),
             pct(r.mptcp_retx.1 as f64, r.mptcp_retx.0 as f64),
             pct(r.tcp_retx.1 as f64, r.tcp_retx.0 as f64),
+            r.tcp_reorder.0,
+            r.tcp_reorder.1,
             r.udp.bps / 1e6,
             r.udp_offered,
             r.udp.lost_percent,

@@ -1016,3 +1016,37 @@ pub fn tcp_segments(ns: &str) -> (u64, u64) {
     };
     (get("OutSegs"), get("RetransSegs"))
 }
+
+/// TcpExt counters in `ns` (/proc/net/netstat): `keys` in order, 0 if absent.
+pub fn tcp_ext(ns: &str, keys: &[&str]) -> Vec<u64> {
+    let text = exec(ns, &["cat", "/proc/net/netstat"]);
+    let mut ext = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (ext.next().unwrap_or(""), ext.next().unwrap_or(""));
+    let names: Vec<&str> = names.split_whitespace().collect();
+    let values: Vec<&str> = values.split_whitespace().collect();
+    keys.iter()
+        .map(|k| {
+            names
+                .iter()
+                .position(|n| n == k)
+                .and_then(|i| values.get(i))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// What the sender's kernel saw of reordering: (reorder events detected, by SACK,
+/// Reno dupacks or timestamps; retransmissions the receiver reported as
+/// duplicates with D-SACK, i.e. spurious ones).
+pub const REORDER_KEYS: [&str; 4] = [
+    "TCPSACKReorder",
+    "TCPRenoReorder",
+    "TCPTSReorder",
+    "TCPDSACKRecv",
+];
+
+pub fn reorder_counters(ns: &str) -> (u64, u64) {
+    let v = tcp_ext(ns, &REORDER_KEYS);
+    (v[0] + v[1] + v[2], v[3])
+}
