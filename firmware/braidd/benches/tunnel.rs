@@ -261,6 +261,9 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     );
     if std::env::var_os("BENCH_TRACE").is_some() {
         eprintln!("--- linkem\n{}", topo.linkem(&env.linkem, &["stats"]));
+        let snmp = lab::exec(&srv, &["cat", "/proc/net/snmp"]);
+        let udp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
+        eprintln!("--- server UDP counters\n{}", udp.join("\n"));
         for (ns, what) in [(&rtr, "router"), (&con, "concentrator")] {
             eprintln!("--- {what} links\n{}", lab::exec(ns, &["ip", "-s", "link"]));
         }
@@ -500,7 +503,9 @@ fn failover_table(f: &[Failover]) -> String {
 /// Throughput over time, one polyline per system, cut and restore marked.
 fn svg(f: &[Failover]) -> String {
     let (w, h, l, b) = (800.0, 360.0, 60.0, 40.0);
-    let max_mbit = f
+    // The scale: the 99th percentile bin plus a quarter, to 5 Mbit/s; the rare
+    // bin above it (a burst released after a stall) is clipped at the top.
+    let mut all: Vec<f64> = f
         .iter()
         .flat_map(|x| {
             x.bulk
@@ -508,8 +513,10 @@ fn svg(f: &[Failover]) -> String {
                 .iter()
                 .map(|&v| v as f64 * 8.0 / x.bulk.bin.as_secs_f64() / 1e6)
         })
-        .fold(10.0, f64::max)
-        .ceil();
+        .collect();
+    all.sort_by(f64::total_cmp);
+    let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or(10.0);
+    let max_mbit = ((p99 * 1.25 / 5.0).ceil() * 5.0).max(10.0);
     let secs = F_LENGTH.as_secs_f64() + 1.0;
     let x = |t: f64| l + t / secs * (w - l - 20.0);
     let y = |m: f64| h - b - m / max_mbit * (h - b - 20.0);
@@ -567,7 +574,7 @@ fn svg(f: &[Failover]) -> String {
                 format!(
                     "{:.1},{:.1}",
                     x(t),
-                    y(v as f64 * 8.0 / fx.bulk.bin.as_secs_f64() / 1e6)
+                    y((v as f64 * 8.0 / fx.bulk.bin.as_secs_f64() / 1e6).min(max_mbit))
                 )
             })
             .collect();
