@@ -18,8 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Concentrator, Config};
 use crate::control::{Control, Status};
-use crate::io::{random32, read_socket, read_tun, udp_socket, Clock, Input, BUF, TUN_MTU};
-use crate::net::Net;
+use crate::io::{random32, read_socket, read_tun, udp_socket, Clock, Input, BUF};
 use crate::tun::Tun;
 
 /// Runs the concentrator until `shutdown` resolves; removes what it installed.
@@ -29,11 +28,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     let clock = Clock::start();
-    let mut net = Net::open()?;
-    let tun = Arc::new(Tun::open(&cfg.tun)?);
-    let tun_index = net.index(&cfg.tun).await?;
-    net.up(tun_index, TUN_MTU).await?;
-    net.add_address(tun_index, c.address.0, c.address.1).await?;
+    let (mut net, tun, tun_index) = crate::net::open_tun(&cfg.tun, c.address).await?;
     for p in &c.peers {
         for (dest, len) in &p.routes {
             net.add_route(*dest, *len, tun_index, None, 254).await?;

@@ -17,9 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, Router};
 use crate::control::{Control, Status};
-use crate::io::{
-    random32, read_socket, read_tun, udp_socket, wall_clock, Clock, Input, BUF, TUN_MTU,
-};
+use crate::io::{random32, read_socket, read_tun, udp_socket, wall_clock, Clock, Input, BUF};
 use crate::net::Net;
 use crate::tun::Tun;
 
@@ -35,11 +33,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     let clock = Clock::start();
-    let mut net = Net::open()?;
-    let tun = Arc::new(Tun::open(&cfg.tun)?);
-    let tun_index = net.index(&cfg.tun).await?;
-    net.up(tun_index, TUN_MTU).await?;
-    net.add_address(tun_index, r.address.0, r.address.1).await?;
+    let (mut net, tun, tun_index) = crate::net::open_tun(&cfg.tun, r.address).await?;
     let result = serve(cfg, r, &clock, &mut net, tun, tun_index, shutdown).await;
     net.remove_installed().await;
     result
