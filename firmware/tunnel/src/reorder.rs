@@ -181,26 +181,21 @@ impl Reorder {
 
     /// Delivers the head and everything in sequence after it.
     fn release(&mut self, deliver: &mut impl FnMut(&[u8])) {
-        while let Some(n) = self.next {
-            let idx = n as usize % self.slots.len();
-            match self.slots[idx].take() {
-                Some(slot) if slot.seq == n => {
-                    self.held -= 1;
-                    self.stats.delivered += 1;
-                    deliver(&slot.packet);
-                    self.mark_seen(true);
-                }
-                other => {
-                    self.slots[idx] = other;
-                    break;
-                }
-            }
-        }
+        while self.deliver_head(deliver) {}
     }
 
     /// Moves the head one forward: delivers it if present, else counts it skipped.
     fn advance(&mut self, deliver: &mut impl FnMut(&[u8])) {
-        let Some(n) = self.next else { return };
+        if self.next.is_some() && !self.deliver_head(deliver) {
+            self.stats.skipped += 1;
+            self.mark_seen(false);
+        }
+    }
+
+    /// Delivers the head packet and moves past it, if it is here; false if it
+    /// is missing (or there is no head yet).
+    fn deliver_head(&mut self, deliver: &mut impl FnMut(&[u8])) -> bool {
+        let Some(n) = self.next else { return false };
         let idx = n as usize % self.slots.len();
         match self.slots[idx].take() {
             Some(slot) if slot.seq == n => {
@@ -208,11 +203,11 @@ impl Reorder {
                 self.stats.delivered += 1;
                 deliver(&slot.packet);
                 self.mark_seen(true);
+                true
             }
             other => {
                 self.slots[idx] = other;
-                self.stats.skipped += 1;
-                self.mark_seen(false);
+                false
             }
         }
     }
