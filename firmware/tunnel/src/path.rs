@@ -46,6 +46,10 @@ pub const QUEUE_EASE: Duration = Duration::from_millis(5);
 pub const QUEUE_EASE_SPAN: Duration = Duration::from_millis(60);
 /// Most the pacer may be behind (queued in braid) before the path counts as full.
 pub const MAX_BACKLOG: Duration = Duration::from_millis(15);
+/// Least extra one-way delay, over the fastest usable path's, that a TCP packet
+/// of the aggregate class may be given by spilling onto a slower path (see
+/// [`tcp_spread_limit`]).
+pub const TCP_SPREAD_FLOOR: Duration = Duration::from_millis(50);
 /// Rate a new path starts from: 2 Mbit/s.
 pub const INITIAL_RATE: u64 = 250_000;
 /// Lowest rate estimate: 64 kbit/s.
@@ -279,8 +283,9 @@ impl Path {
     }
 
     /// When a packet of `size` bytes handed over now would arrive at the peer, as
-    /// a delay from now; `None` if the path is not usable or its pacer is full.
-    pub fn eta(&self, now: Instant, size: usize) -> Option<Duration> {
+    /// a delay from now; `None` if the path is not usable, suspect, or its pacer
+    /// is full.
+    pub fn arrival(&self, now: Instant, size: usize) -> Option<Duration> {
         if !self.usable() || self.suspect(now) {
             return None;
         }
@@ -288,26 +293,29 @@ impl Path {
         if backlog > MAX_BACKLOG {
             return None;
         }
-        let eta = backlog + self.tx_time(size) + self.min_rtt() / 2;
-        Some(if self.state == PathState::Degraded {
-            eta * 2
-        } else {
-            eta
-        })
+        Some(backlog + self.tx_time(size) + self.min_rtt() / 2)
     }
 
-    /// Like [`Path::eta`] for a packet that goes ahead of the pacer's backlog:
-    /// only its own serialisation and the path's delay count.
-    pub fn eta_priority(&self, size: usize) -> Option<Duration> {
-        if !self.usable() {
-            return None;
-        }
-        let eta = self.tx_time(size) + self.min_rtt() / 2;
-        Some(if self.state == PathState::Degraded {
-            eta * 2
+    /// Like [`Path::arrival`] for a packet that goes ahead of the pacer's backlog
+    /// (only its own serialisation and the path's delay count).
+    pub fn arrival_unloaded(&self, size: usize) -> Option<Duration> {
+        self.usable()
+            .then(|| self.tx_time(size) + self.min_rtt() / 2)
+    }
+
+    /// An arrival time as the scheduler ranks it: a degraded (lossy) path's
+    /// counts double, so it is used only when it is clearly the best.
+    pub fn penalised(&self, arrival: Duration) -> Duration {
+        if self.state == PathState::Degraded {
+            arrival * 2
         } else {
-            eta
-        })
+            arrival
+        }
+    }
+
+    /// [`Path::arrival`] as the scheduler ranks it.
+    pub fn eta(&self, now: Instant, size: usize) -> Option<Duration> {
+        self.arrival(now, size).map(|a| self.penalised(a))
     }
 
     /// Books `size` bytes on the pacer; returns when they may leave.
@@ -616,6 +624,21 @@ impl Path {
             },
         }
     }
+}
+
+/// How much later than on the fastest path (`fastest`, its unloaded arrival) a
+/// TCP packet may arrive when the fast paths are full: `max(50 ms, 2 × fastest)`.
+///
+/// Past that, spilling is worse than dropping. The receiver restores order, so
+/// every packet of the flow waits for the slow path's delay: one TCP connection
+/// whose window and loss recovery are tuned to a 30 ms path then sees the
+/// satellite's 600 ms round trip, and grows and recovers twenty times slower.
+/// Measured with S4 (a 300 ms satellite beside three terrestrial links): one TCP
+/// got 16 Mbit/s through the bond with the satellite and 27 without. A drop at
+/// the full fast paths is the congestion signal that keeps it on them instead.
+/// Other traffic (rate-paced UDP: media, games, iperf3 -u) keeps every path.
+pub fn tcp_spread_limit(fastest: Duration) -> Duration {
+    (fastest * 2).max(TCP_SPREAD_FLOOR)
 }
 
 #[cfg(test)]

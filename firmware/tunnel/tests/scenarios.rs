@@ -225,6 +225,56 @@ fn s4_four_links_with_loss_jitter_and_satellite() {
     assert_in_order(&s, 1);
 }
 
+/// S4 again, offered as TCP: the satellite (285 ms behind the fastest link)
+/// would put its delay on every packet of a TCP flow, so bulk TCP stays on the
+/// three terrestrial links and is dropped when they are full; and since the
+/// satellite then carries only heartbeats, a packet lost on the LTE link holds
+/// the others for the terrestrial links' spread, not the satellite's.
+#[test]
+fn s4_tcp_stays_off_the_satellite_and_holes_wait_only_the_spread_in_use() {
+    let links = [
+        LinkSpec::new(20.0, 15.0),
+        LinkSpec::new(10.0, 40.0).jitter_ms(10.0).loss(0.01),
+        LinkSpec::new(5.0, 25.0),
+        LinkSpec::new(25.0, 300.0),
+    ];
+    let terrestrial: f64 = links[..3].iter().map(|l| l.rate_bps as f64).sum();
+    let mut s = Sim::symmetric(15, &links);
+    s.flows
+        .push(Flow::cbr(1, Class::Aggregate, 45.0, 1400, secs(1.0), secs(12.0)).tcp());
+    s.run_until(secs(12.5));
+    let g = s.goodput(1, secs(3.0), secs(12.0));
+    let sat_mbps = s.up[3].carried_bytes as f64 * 8.0 / 11.0 / 1e6;
+    let p999 = delay_pct(&s, 1, secs(3.0), secs(12.0), 0.999);
+    eprintln!(
+        "S4 TCP: {:.1}% of the terrestrial links, satellite {sat_mbps:.2} Mbit/s, delay p99.9 {p999:?}",
+        g / terrestrial * 100.0
+    );
+    for (i, l) in s.up.iter().enumerate() {
+        eprintln!(
+            "S4 TCP link {i}: {:.1} Mbit/s, queue drops {}",
+            l.carried_bytes as f64 * 8.0 / 11.0 / 1e6,
+            l.dropped_queue
+        );
+    }
+    eprintln!(
+        "S4 TCP reorder {:?}, router {:?}",
+        s.conc
+            .connection(0)
+            .map(|c| c.reorder_stats(Class::Aggregate)),
+        s.router.stats()
+    );
+    assert!(
+        sat_mbps < 0.2,
+        "satellite carried {sat_mbps:.2} Mbit/s of TCP"
+    );
+    assert!(g / terrestrial >= 0.85, "{:.1}%", g / terrestrial * 100.0);
+    // Holes wait for the LTE link's delay and jitter (and what the buffer
+    // learnt from late packets), not for the satellite's 300 ms.
+    assert!(p999 < Duration::from_millis(250), "p99.9 delay {p999:?}");
+    assert_in_order(&s, 1);
+}
+
 /// Longest gap between consecutive arrivals of a flow within [from, to).
 fn max_gap(s: &Sim, flow: u8, from: Duration, to: Duration) -> Duration {
     let (a, b) = (from.as_micros() as u64, to.as_micros() as u64);

@@ -30,7 +30,7 @@ use rand_core::{CryptoRng, RngCore, SeedableRng};
 use crate::control::{Control, PathReport, Report, MAX_ENCODED_LEN};
 use crate::filter::ClockDelta;
 use crate::handshake::{self, Initiation, LocalIdentity, RemoteIdentity, SessionKeys, Tai64n};
-use crate::path::{Path, PathConfig, PathInfo, PathState};
+use crate::path::{tcp_spread_limit, Path, PathConfig, PathInfo, PathState};
 use crate::reorder::{Reorder, ReorderStats};
 use crate::time::Instant;
 use crate::wire::{
@@ -59,6 +59,16 @@ pub const MAX_DATAGRAM: usize = MAX_PACKET + crate::wire::OVERHEAD;
 pub const MAX_QUEUED: usize = 512;
 /// Packets waiting for the session to be established, at most.
 pub const MAX_STAGED: usize = 64;
+
+/// Whether an IP packet is TCP (IPv4 protocol or IPv6 next header 6; an IPv6
+/// packet with extension headers before TCP counts as not TCP).
+fn is_tcp(packet: &[u8]) -> bool {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => packet.get(9) == Some(&6),
+        Some(6) => packet.get(6) == Some(&6),
+        _ => false,
+    }
+}
 
 /// How a traffic class is carried. Each class has its own sequence space and
 /// reorder buffer, so one class never waits for another's missing packets.
@@ -412,23 +422,39 @@ impl Connection {
             return Ok(());
         }
         let size = packet.len() + crate::wire::OVERHEAD;
-        let mut ranked: heapless::Vec<(Duration, u8), MAX_PATHS> = heapless::Vec::new();
+        // (rank, path, expected arrival)
+        let mut ranked: heapless::Vec<(Duration, u8, Duration), MAX_PATHS> = heapless::Vec::new();
         let any_primary = self
             .paths
             .iter()
             .flatten()
             .any(|p| p.usable() && !p.config.backup);
-        for p in self.paths.iter().flatten() {
-            if p.config.backup && any_primary {
-                continue;
-            }
-            let eta = if class.priority() {
-                p.eta_priority(size)
+        let candidates = || {
+            self.paths
+                .iter()
+                .flatten()
+                .filter(move |p| !(p.config.backup && any_primary))
+        };
+        for p in candidates() {
+            let arrival = if class.priority() {
+                p.arrival_unloaded(size)
             } else {
-                p.eta(now, size)
+                p.arrival(now, size)
             };
-            if let Some(eta) = eta {
-                let _ = ranked.push((eta, p.id));
+            if let Some(a) = arrival {
+                let _ = ranked.push((p.penalised(a), p.id, a));
+            }
+        }
+        if class == Class::Aggregate && is_tcp(packet) {
+            // The bound is on delay alone: a degraded path that is near in delay
+            // stays available (it ranks lower), a far one does not.
+            let fastest = candidates()
+                .filter(|p| !p.suspect(now))
+                .filter_map(|p| p.arrival_unloaded(size))
+                .min();
+            if let Some(fastest) = fastest {
+                let latest = fastest + crate::path::MAX_BACKLOG + tcp_spread_limit(fastest);
+                ranked.retain(|&(_, _, arrival)| arrival <= latest);
             }
         }
         ranked.sort_unstable();
@@ -442,7 +468,7 @@ impl Connection {
         }
         let seq = self.seq[class as usize];
         self.seq[class as usize] = seq.wrapping_add(1);
-        for (n, &(_, path)) in ranked.iter().take(copies).enumerate() {
+        for (n, &(_, path, _)) in ranked.iter().take(copies).enumerate() {
             let repr = InnerRepr {
                 kind: InnerKind::Data,
                 flags: if n == 0 { 0 } else { InnerRepr::FLAG_DUPLICATE },
@@ -625,6 +651,7 @@ impl Connection {
         );
         match repr.kind {
             InnerKind::Data => {
+                self.rx[usize::from(path)].on_data(now);
                 let class = usize::from(repr.class).min(CLASSES - 1);
                 let delivered = &mut self.delivered;
                 self.reorder[class].push(now, repr.seq, inner.payload(), &mut |p: &[u8]| {
@@ -717,7 +744,7 @@ impl Connection {
     }
 
     /// Sets the reorder buffers' minimum timeout to the one-way-delay spread of the
-    /// paths that carried traffic recently, plus 2 ms.
+    /// paths that carried data recently, plus 2 ms.
     fn update_reorder_floor(&mut self, now: Instant) {
         let ranges = self
             .rx

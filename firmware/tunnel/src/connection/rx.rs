@@ -25,7 +25,8 @@ pub(super) struct RxPath {
     /// Recent one-way delays (on the two clocks): lowest and highest.
     owd_lo: Windowed<false>,
     owd_hi: Windowed<true>,
-    last_rx: Option<Instant>,
+    /// When the last data packet (not a report) arrived.
+    last_data: Option<Instant>,
 }
 
 impl RxPath {
@@ -60,14 +61,20 @@ impl RxPath {
         }
         self.interval_bytes += len as u64;
         self.since_report = true;
-        self.last_rx = Some(now);
     }
 
-    /// The (lowest, highest) recent one-way delay, if this path carried traffic in
-    /// the last `active` time.
+    /// Records that the packet just recorded carried data.
+    pub fn on_data(&mut self, now: Instant) {
+        self.last_data = Some(now);
+    }
+
+    /// The (lowest, highest) recent one-way delay, if this path carried data in
+    /// the last `active` time. Heartbeats do not count: a satellite path kept
+    /// alive but carrying no data must not make every hole on the others wait
+    /// out its delay.
     pub fn owd_range(&self, now: Instant, active: Duration) -> Option<(u64, u64)> {
         let recent = self
-            .last_rx
+            .last_data
             .is_some_and(|t| now.saturating_since(t) < active);
         recent
             .then(|| Some((self.owd_lo.get()?, self.owd_hi.get()?)))

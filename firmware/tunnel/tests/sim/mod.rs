@@ -192,6 +192,8 @@ pub struct Flow {
     pub next_us: u64,
     pub seq: u32,
     pub refused: u64,
+    /// IPv4 protocol number written in the header (17, UDP, unless set).
+    pub proto: u8,
 }
 
 impl Flow {
@@ -214,7 +216,15 @@ impl Flow {
             next_us: start.as_micros() as u64,
             seq: 0,
             refused: 0,
+            proto: 17,
         }
+    }
+
+    /// The same flow with packets marked as TCP (the scheduler treats TCP
+    /// differently; the sim still sends at a constant rate).
+    pub fn tcp(mut self) -> Self {
+        self.proto = 6;
+        self
     }
 
     /// 50 packets per second of 160 bytes: a VoIP-like latency probe.
@@ -230,6 +240,7 @@ impl Flow {
         p[0] = 0x45;
         let len = p.len() as u16;
         p[2..4].copy_from_slice(&len.to_be_bytes());
+        p[9] = self.proto;
         p[20] = self.id;
         p[21..25].copy_from_slice(&self.seq.to_be_bytes());
         p[25..33].copy_from_slice(&now.to_be_bytes());
