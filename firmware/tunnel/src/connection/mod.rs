@@ -437,7 +437,7 @@ impl Connection {
         };
         for p in candidates() {
             let arrival = if class.priority() {
-                p.arrival_unloaded(size)
+                p.arrival_unloaded(now, size)
             } else {
                 p.arrival(now, size)
             };
@@ -449,8 +449,7 @@ impl Connection {
             // The bound is on delay alone: a degraded path that is near in delay
             // stays available (it ranks lower), a far one does not.
             let fastest = candidates()
-                .filter(|p| !p.suspect(now))
-                .filter_map(|p| p.arrival_unloaded(size))
+                .filter_map(|p| p.arrival_unloaded(now, size))
                 .min();
             if let Some(fastest) = fastest {
                 let latest = fastest + crate::path::MAX_BACKLOG + tcp_spread_limit(fastest);

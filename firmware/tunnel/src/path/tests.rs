@@ -230,3 +230,29 @@ fn reports_are_due_on_time() {
     assert!(p.report_due(ms(50), false));
     assert_eq!(p.next_report(false), Some(ms(50)));
 }
+
+#[test]
+fn data_without_an_answer_makes_a_path_suspect_sooner_than_silence() {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    let mut packets = 0;
+    let t = feed(&mut p, 100, 10, 30, 8000, &mut packets);
+    assert_eq!(p.state(), PathState::Up);
+    // Heard at t; data goes out from t + 5 ms on, nothing comes back.
+    p.on_sent(ms(t + 5), 1200, false);
+    p.on_sent(ms(t + 15), 1200, false);
+    let srtt = p.info().srtt_us.unwrap() / 1000;
+    // A report is due within a round trip and a report interval of the first.
+    assert!(!p.suspect(ms(t + 5 + srtt + 20)));
+    let limit = t + 5 + srtt + 20 + 5 + 4 * p.rttvar_us / 1000 + 1;
+    assert!(p.suspect(ms(limit)), "unanswered for {} ms", limit - t - 5);
+    assert!(
+        limit - t < 50 + 40,
+        "sooner than the silence rule for an idle path"
+    );
+    // Anything from the peer answers; new data starts a new wait.
+    p.on_received(ms(limit));
+    assert!(!p.suspect(ms(limit + 1)));
+    // Reports alone (heartbeats) never start the wait.
+    p.on_sent(ms(limit + 2), 0, true);
+    assert!(!p.suspect(ms(limit + 2 + srtt + 40)));
+}
