@@ -15,14 +15,25 @@
 //! maximum of the receive-rate samples; the pacer sends at that rate times a gain
 //! that starts high to find the rate (startup), then cycles 1.25, 0.75, 1, ... to
 //! keep probing without building a queue. A one-way delay rising more than
-//! [`QUEUE_TARGET`] above its minimum means a queue is building in the WAN: the
-//! estimate is cut to what is actually arriving. Nobody types in a link's speed;
-//! a configured cap only limits it.
+//! [`QUEUE_TARGET`] above its minimum means a queue is building in the WAN: if we
+//! built it (the pacer was backlogged, or we sent more than arrived) the
+//! estimate is cut to what is actually arriving; if not (cross traffic, jitter)
+//! only the pacer eases off. Nobody types in a link's speed; a configured cap
+//! only limits it.
 //!
 //! # Liveness
 //! A path is declared down when nothing arrives on it, or the peer reports nothing
 //! new from it, for `max(3 x srtt, 150 ms)`. It comes back as soon as something
 //! arrives again, and is used again after [`UP_AFTER`] reports showing progress.
+//! Before that it is suspect ([`Path::suspect`]) and gets no new traffic: after
+//! ~90 ms of silence when idle, or when data went unanswered for a round trip
+//! and a report interval when loaded.
+//!
+//! # Scheduling inputs
+//! [`Path::arrival`] is when a packet handed over now would arrive (pacer
+//! backlog, serialisation, half the minimum RTT); the connection ranks paths by
+//! it (a degraded path's counts double) and keeps TCP within
+//! [`tcp_spread_limit`] of the fastest path.
 
 use core::time::Duration;
 

@@ -197,6 +197,24 @@ fn trace_s2() {
     }
 }
 
+/// What each upstream link carried over `secs`, and the concentrator's
+/// reorder counters (for a failing run's output).
+fn print_links(label: &str, s: &Sim, secs: f64) {
+    for (i, l) in s.up.iter().enumerate() {
+        eprintln!(
+            "{label} link {i}: {:.1} Mbit/s, queue drops {}",
+            l.carried_bytes as f64 * 8.0 / secs / 1e6,
+            l.dropped_queue
+        );
+    }
+    eprintln!(
+        "{label} reorder {:?}",
+        s.conc
+            .connection(0)
+            .map(|c| c.reorder_stats(Class::Aggregate))
+    );
+}
+
 #[test]
 fn s4_four_links_with_loss_jitter_and_satellite() {
     let links = [
@@ -207,19 +225,7 @@ fn s4_four_links_with_loss_jitter_and_satellite() {
     ];
     let (e, mut s) = efficiency(14, &links, 15.0);
     eprintln!("S4 efficiency {:.1}%", e * 100.0);
-    for (i, l) in s.up.iter().enumerate() {
-        eprintln!(
-            "S4 link {i}: {:.1} Mbit/s, queue drops {}",
-            l.carried_bytes as f64 * 8.0 / 14.0 / 1e6,
-            l.dropped_queue
-        );
-    }
-    eprintln!(
-        "S4 reorder {:?}",
-        s.conc
-            .connection(0)
-            .map(|c| c.reorder_stats(Class::Aggregate))
-    );
+    print_links("S4", &s, 14.0);
     // 1% random loss on a 10 Mbit/s link is 0.2% of the sum: the target allows for it.
     assert!(e >= 0.85, "S4 efficiency {:.1}%", e * 100.0);
     assert_in_order(&s, 1);
@@ -250,20 +256,7 @@ fn s4_tcp_stays_off_the_satellite_and_holes_wait_only_the_spread_in_use() {
         "S4 TCP: {:.1}% of the terrestrial links, satellite {sat_mbps:.2} Mbit/s, delay p99.9 {p999:?}",
         g / terrestrial * 100.0
     );
-    for (i, l) in s.up.iter().enumerate() {
-        eprintln!(
-            "S4 TCP link {i}: {:.1} Mbit/s, queue drops {}",
-            l.carried_bytes as f64 * 8.0 / 11.0 / 1e6,
-            l.dropped_queue
-        );
-    }
-    eprintln!(
-        "S4 TCP reorder {:?}, router {:?}",
-        s.conc
-            .connection(0)
-            .map(|c| c.reorder_stats(Class::Aggregate)),
-        s.router.stats()
-    );
+    print_links("S4 TCP", &s, 11.0);
     assert!(
         sat_mbps < 0.2,
         "satellite carried {sat_mbps:.2} Mbit/s of TCP"

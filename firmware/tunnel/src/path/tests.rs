@@ -142,6 +142,23 @@ fn rate_follows_the_receive_rate_and_respects_the_cap() {
     assert_eq!(capped.pacing_rate(), 500_000);
 }
 
+/// The `i`-th report at `t` of a WAN whose queue grows 5 ms per report, with
+/// `n` more packets and `rate_kbps` arrived.
+fn queue_growing(p: &mut Path, t: u64, packets: &mut u32, n: u32, rate_kbps: u32, i: u32) {
+    *packets += n;
+    p.on_received(ms(t));
+    p.on_report(
+        ms(t),
+        &report(
+            *packets,
+            u64::from(*packets) - 1,
+            ms(t - 20),
+            rate_kbps,
+            5_000 + 5_000 * i,
+        ),
+    );
+}
+
 #[test]
 fn a_growing_one_way_delay_cuts_the_estimate() {
     let mut p = Path::new(0, PathConfig::default(), ms(0));
@@ -152,20 +169,9 @@ fn a_growing_one_way_delay_cuts_the_estimate() {
     // while we keep sending at the pacing rate.
     for i in 0..20u32 {
         t += 20;
-        packets += 10;
         let rate = p.pacing_rate();
         p.on_sent(ms(t), (rate / 50) as usize, false);
-        p.on_received(ms(t));
-        p.on_report(
-            ms(t),
-            &report(
-                packets,
-                u64::from(packets) - 1,
-                ms(t - 20),
-                10_000,
-                5_000 + 5_000 * i,
-            ),
-        );
+        queue_growing(&mut p, t, &mut packets, 10, 10_000, i);
     }
     // Cut for as long as we sent more than arrived; what we send now is
     // within the link's rate (the queue drains; the estimate then settles
@@ -188,19 +194,8 @@ fn a_queue_we_do_not_build_leaves_the_estimate_alone() {
     // (1 kB per 20 ms, which is what arrives): the estimate stays.
     for i in 0..20u32 {
         t += 20;
-        packets += 1;
         p.on_sent(ms(t), 1000, true);
-        p.on_received(ms(t));
-        p.on_report(
-            ms(t),
-            &report(
-                packets,
-                u64::from(packets) - 1,
-                ms(t - 20),
-                400,
-                5_000 + 5_000 * i,
-            ),
-        );
+        queue_growing(&mut p, t, &mut packets, 1, 400, i);
     }
     assert_eq!(p.info().btl_bw, before);
     // The pacer still eases off while the queue stands.
