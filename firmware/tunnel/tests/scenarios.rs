@@ -199,7 +199,7 @@ fn trace_s2() {
 
 /// What each upstream link carried over `secs`, and the concentrator's
 /// reorder counters (for a failing run's output).
-fn print_links(label: &str, s: &Sim, secs: f64) {
+fn print_links(label: &str, s: &mut Sim, secs: f64) {
     for (i, l) in s.up.iter().enumerate() {
         eprintln!(
             "{label} link {i}: {:.1} Mbit/s, queue drops {}",
@@ -225,7 +225,7 @@ fn s4_four_links_with_loss_jitter_and_satellite() {
     ];
     let (e, mut s) = efficiency(14, &links, 15.0);
     eprintln!("S4 efficiency {:.1}%", e * 100.0);
-    print_links("S4", &s, 14.0);
+    print_links("S4", &mut s, 14.0);
     // 1% random loss on a 10 Mbit/s link is 0.2% of the sum: the target allows for it.
     assert!(e >= 0.85, "S4 efficiency {:.1}%", e * 100.0);
     assert_in_order(&s, 1);
@@ -256,7 +256,7 @@ fn s4_tcp_stays_off_the_satellite_and_holes_wait_only_the_spread_in_use() {
         "S4 TCP: {:.1}% of the terrestrial links, satellite {sat_mbps:.2} Mbit/s, delay p99.9 {p999:?}",
         g / terrestrial * 100.0
     );
-    print_links("S4 TCP", &s, 11.0);
+    print_links("S4 TCP", &mut s, 11.0);
     assert!(
         sat_mbps < 0.2,
         "satellite carried {sat_mbps:.2} Mbit/s of TCP"
