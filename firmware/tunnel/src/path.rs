@@ -349,11 +349,6 @@ impl Path {
         }
     }
 
-    /// [`Path::arrival`] as the scheduler ranks it.
-    pub fn eta(&self, now: Instant, size: usize) -> Option<Duration> {
-        self.arrival(now, size).map(|a| self.penalised(a))
-    }
-
     /// Books `size` bytes on the pacer; returns when they may leave.
     pub fn schedule(&mut self, now: Instant, size: usize) -> Instant {
         if self.next_send > now {

@@ -53,7 +53,7 @@ fn feed(p: &mut Path, start: u64, n: u64, rtt: u64, rate_kbps: u32, packets: &mu
 fn probing_path_comes_up_after_progress_and_learns_rtt() {
     let mut p = Path::new(0, PathConfig::default(), ms(0));
     assert_eq!(p.state(), PathState::Probing);
-    assert!(p.eta(ms(0), 1000).is_none(), "not usable while probing");
+    assert!(p.arrival(ms(0), 1000).is_none(), "not usable while probing");
     let mut packets = 0;
     feed(&mut p, 100, 2, 30, 8000, &mut packets);
     assert_eq!(p.state(), PathState::Probing);
@@ -63,12 +63,12 @@ fn probing_path_comes_up_after_progress_and_learns_rtt() {
     assert_eq!(info.srtt_us, Some(30_000));
     assert_eq!(info.min_rtt_us, Some(30_000));
     // Once the backlog feed() left has drained.
-    assert!(p.eta(ms(200), 1000).is_some());
+    assert!(p.arrival(ms(200), 1000).is_some());
     // Silent longer than a heartbeat, two report intervals and the variation:
     // suspect, no new bulk, though not down yet.
     assert!(!p.suspect(ms(160 + 100)));
     assert!(p.suspect(ms(160 + 140)));
-    assert!(p.eta(ms(160 + 140), 1000).is_none());
+    assert!(p.arrival(ms(160 + 140), 1000).is_none());
     assert!(!p.check_liveness(ms(160 + 140)), "not down before 150 ms");
 }
 
@@ -245,9 +245,9 @@ fn pacer_spaces_packets_and_refuses_a_full_backlog() {
     p.on_received(now);
     // 125 kB/s: 1250 bytes take 10 ms.
     assert_eq!(p.schedule(now, 1250), now);
-    assert!(p.eta(now, 1250).is_some(), "10 ms of backlog");
+    assert!(p.arrival(now, 1250).is_some(), "10 ms of backlog");
     assert_eq!(p.schedule(now, 1250), now + Duration::from_millis(10));
-    assert!(p.eta(now, 1250).is_none(), "20 ms of backlog: full");
+    assert!(p.arrival(now, 1250).is_none(), "20 ms of backlog: full");
 }
 
 #[test]
