@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use crate::time::Instant;
 
-/// A windowed max (or min): the window is split into [`BUCKETS`] sub-windows that
+/// A windowed max (or min): the window is split into `BUCKETS` (8) sub-windows that
 /// each keep their best sample, so memory is fixed and no sample that still
 /// belongs to the window can be evicted by newer, worse ones.
 #[derive(Debug, Clone, Copy)]
