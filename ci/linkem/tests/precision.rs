@@ -492,7 +492,9 @@ fn rate_is_within_3_percent() {
 #[ignore = "needs root; creates network namespaces"]
 fn delay_is_within_2_percent_at_low_load() {
     let lab = Lab::new("delay", &path(r#"rate = "100mbit", delay = "30ms""#, ""));
-    let (rx, sent) = run_stream(&lab, true, 500.0, 300);
+    // 2 s of packets: one stall of the VM (seen once in CI: p90 +1.4 ms over
+    // a 0.6 s stream) then touches well under the 10% that would move p90.
+    let (rx, sent) = run_stream(&lab, true, 500.0, 1000);
     assert_eq!(rx.len() as u64, sent, "packets lost at low load");
     assert_in_order(&rx);
     let want = 30.0 * MS + ser(100e6);
