@@ -1,6 +1,6 @@
 //! Network configuration over rtnetlink: interface addresses and state, routes
 //! and policy-routing rules. Everything braidd installs, it records, and removes
-//! on shutdown ([`Installed::remove`]).
+//! on shutdown ([`Net::remove_installed`]).
 
 use std::net::IpAddr;
 

@@ -26,7 +26,7 @@ pub struct Board {
     pub vendor: String,
     /// Model and revision.
     pub model: String,
-    /// CPU target name (targets/<target>.toml).
+    /// CPU target name (`targets/<target>.toml`).
     pub target: String,
     /// Names sysupgrade accepts (OpenWrt `supported_devices`); the first is the
     /// board name the running firmware reports.
