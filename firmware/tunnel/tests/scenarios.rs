@@ -215,14 +215,20 @@ fn print_links(label: &str, s: &mut Sim, secs: f64) {
     );
 }
 
-#[test]
-fn s4_four_links_with_loss_jitter_and_satellite() {
-    let links = [
+/// S4: 20 Mbit/s DSL at 15 ms, 10 Mbit/s LTE at 40 ms with 10 ms jitter and 1%
+/// loss, 5 Mbit/s DSL at 25 ms, 25 Mbit/s satellite at 300 ms.
+fn s4_links() -> [LinkSpec; 4] {
+    [
         LinkSpec::new(20.0, 15.0),
         LinkSpec::new(10.0, 40.0).jitter_ms(10.0).loss(0.01),
         LinkSpec::new(5.0, 25.0),
         LinkSpec::new(25.0, 300.0),
-    ];
+    ]
+}
+
+#[test]
+fn s4_four_links_with_loss_jitter_and_satellite() {
+    let links = s4_links();
     let (e, mut s) = efficiency(14, &links, 15.0);
     eprintln!("S4 efficiency {:.1}%", e * 100.0);
     print_links("S4", &mut s, 14.0);
@@ -238,12 +244,7 @@ fn s4_four_links_with_loss_jitter_and_satellite() {
 /// the others for the terrestrial links' spread, not the satellite's.
 #[test]
 fn s4_tcp_stays_off_the_satellite_and_holes_wait_only_the_spread_in_use() {
-    let links = [
-        LinkSpec::new(20.0, 15.0),
-        LinkSpec::new(10.0, 40.0).jitter_ms(10.0).loss(0.01),
-        LinkSpec::new(5.0, 25.0),
-        LinkSpec::new(25.0, 300.0),
-    ];
+    let links = s4_links();
     let terrestrial: f64 = links[..3].iter().map(|l| l.rate_bps as f64).sum();
     let mut s = Sim::symmetric(15, &links);
     s.flows
