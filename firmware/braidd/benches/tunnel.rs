@@ -129,8 +129,10 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         rate_sum: s.wans.iter().map(|w| w.rate_mbit).sum(),
         ..Row::default()
     };
-    // Baselines: each link alone, then MPTCP over all of them.
-    for i in 0..s.wans.len() {
+    // Baselines: each link alone, then MPTCP over all of them. BENCH_BRAIDD_ONLY=1
+    // skips them (tuning runs; the table's baseline columns then read 0).
+    let baselines = std::env::var_os("BENCH_BRAIDD_ONLY").is_none();
+    for i in (0..s.wans.len()).filter(|_| baselines) {
         let bind = lab::wan_router_addr(i);
         let (r, _) = iperf_tcp(
             &mut topo,
@@ -148,25 +150,27 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         );
         row.single.push(r.bps);
     }
-    topo.mptcp_on();
-    let (r, retx) = iperf_tcp(
-        &mut topo,
-        &con,
-        &rtr,
-        &wan_conc_addr(0),
-        &["mptcpize", "run"],
-        &[],
-        env.secs,
-    );
-    topo.mptcp_off();
-    eprintln!(
-        "  MPTCP: {:.2} Mbit/s, {}/{} segments retransmitted",
-        r.bps / 1e6,
-        retx.1,
-        retx.0
-    );
-    row.mptcp = r;
-    row.mptcp_retx = retx;
+    if baselines {
+        topo.mptcp_on();
+        let (r, retx) = iperf_tcp(
+            &mut topo,
+            &con,
+            &rtr,
+            &wan_conc_addr(0),
+            &["mptcpize", "run"],
+            &[],
+            env.secs,
+        );
+        topo.mptcp_off();
+        eprintln!(
+            "  MPTCP: {:.2} Mbit/s, {}/{} segments retransmitted",
+            r.bps / 1e6,
+            retx.1,
+            retx.0
+        );
+        row.mptcp = r;
+        row.mptcp_retx = retx;
+    }
 
     // braidd.
     topo.start_braidd(&env.braidd, "redundant_ports = [5060]");
