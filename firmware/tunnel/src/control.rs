@@ -28,6 +28,32 @@ pub enum Control {
     Report(Report),
     /// The sender is closing the session; the peer may drop its state at once.
     Close,
+    /// Transport counters that never arrived on a path (a gap in its counter
+    /// sequence): the peer sends the data they carried again, on its best path,
+    /// while the reorder buffer here holds the hole (see
+    /// [`crate::connection`]'s loss repair).
+    Nack(Nack),
+}
+
+/// Ranges a [`Nack`] lists at most.
+pub const MAX_NACK_RANGES: usize = 8;
+
+/// Missing transport counters of one path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Nack {
+    /// The path the packets were sent on.
+    pub path: u8,
+    /// The missing counters.
+    pub ranges: Vec<NackRange, MAX_NACK_RANGES>,
+}
+
+/// `count` consecutive counters from `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NackRange {
+    /// First missing counter.
+    pub first: u64,
+    /// How many are missing.
+    pub count: u16,
 }
 
 /// Per-path statistics (one entry, for the path the report travels on).
@@ -134,6 +160,21 @@ mod tests {
     }
 
     #[test]
+    fn nack_vector() {
+        let mut ranges = Vec::new();
+        ranges
+            .push(NackRange {
+                first: 300,
+                count: 2,
+            })
+            .unwrap();
+        roundtrip(
+            &Control::Nack(Nack { path: 3, ranges }),
+            &[0x02, 0x03, 0x01, 0xac, 0x02, 0x02],
+        );
+    }
+
+    #[test]
     fn largest_message_fits_bound() {
         let full = PathReport {
             path: u8::MAX,
@@ -154,6 +195,21 @@ mod tests {
             .encode(&mut buf)
             .unwrap()
             .len();
+        assert!(len <= MAX_ENCODED_LEN, "{len}");
+        let mut ranges = Vec::new();
+        for _ in 0..MAX_NACK_RANGES {
+            ranges
+                .push(NackRange {
+                    first: u64::MAX,
+                    count: u16::MAX,
+                })
+                .unwrap();
+        }
+        let nack = Control::Nack(Nack {
+            path: u8::MAX,
+            ranges,
+        });
+        let len = nack.encode(&mut buf).unwrap().len();
         assert!(len <= MAX_ENCODED_LEN, "{len}");
     }
 

@@ -25,6 +25,13 @@
 //!
 //! It is clamped to [2 ms, 700 ms] (a satellite path has 600 ms of one-way delay). With the earliest-arrival scheduler, holes
 //! usually fill within a millisecond or two, so a lost packet costs little.
+//!
+//! # Repair
+//! When the connection has asked the peer to send lost packets again, it calls
+//! [`Reorder::hold`]: holes wait until then for the repair, even past their
+//! timeout (still at most [`MAX_TIMEOUT`] from the oldest waiting packet). A
+//! repair ([`Reorder::push_repair`]) that arrives too late is dropped like any
+//! late packet, but teaches nothing about lateness: it was late by design.
 
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -51,6 +58,8 @@ pub struct ReorderStats {
     pub late: u64,
     /// Sequence numbers given up on (holes skipped on timeout or overflow).
     pub skipped: u64,
+    /// Holes filled by a repair (a packet the peer sent again).
+    pub repaired: u64,
 }
 
 struct Slot {
@@ -70,6 +79,8 @@ pub struct Reorder {
     seen: u128,
     lateness_us: u64,
     floor: Duration,
+    /// Holes wait for a requested repair until then.
+    hold_until: Option<Instant>,
     stats: ReorderStats,
 }
 
@@ -100,6 +111,7 @@ impl Reorder {
             seen: 0,
             lateness_us: 0,
             floor: Duration::ZERO,
+            hold_until: None,
             stats: ReorderStats::default(),
         }
     }
@@ -126,14 +138,45 @@ impl Reorder {
         self.floor = floor;
     }
 
+    /// Holes wait until `until` for a repair (clamped to [`MAX_TIMEOUT`] from now).
+    pub fn hold(&mut self, now: Instant, until: Instant) {
+        let until = until.min(now + MAX_TIMEOUT);
+        self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
+    }
+
     /// Takes in a packet with sequence number `seq`. In-order packets, and any
     /// waiting ones they unblock, go to `deliver` at once.
     pub fn push(&mut self, now: Instant, seq: u32, packet: &[u8], deliver: &mut impl FnMut(&[u8])) {
+        self.insert(now, seq, packet, false, deliver);
+    }
+
+    /// Like [`Reorder::push`] for a repair: a packet sent again because its
+    /// first copy was reported missing.
+    pub fn push_repair(
+        &mut self,
+        now: Instant,
+        seq: u32,
+        packet: &[u8],
+        deliver: &mut impl FnMut(&[u8]),
+    ) {
+        self.insert(now, seq, packet, true, deliver);
+    }
+
+    fn insert(
+        &mut self,
+        now: Instant,
+        seq: u32,
+        packet: &[u8],
+        repair: bool,
+        deliver: &mut impl FnMut(&[u8]),
+    ) {
         let next = *self.next.get_or_insert(seq);
         if before(seq, next) {
             let age = next.wrapping_sub(seq) - 1;
             if age < 128 && self.seen & (1u128 << age) != 0 {
                 self.stats.duplicates += 1;
+            } else if repair {
+                self.stats.late += 1;
             } else {
                 self.stats.late += 1;
                 // We gave up too early: wait longer from now on.
@@ -156,7 +199,9 @@ impl Reorder {
             self.stats.duplicates += 1;
             return;
         }
-        if Some(seq) != self.next {
+        if repair {
+            self.stats.repaired += 1;
+        } else if Some(seq) != self.next {
             self.stats.reordered += 1;
         }
         self.slots[idx] = Some(Slot {
@@ -166,7 +211,7 @@ impl Reorder {
         });
         self.held += 1;
         // A packet filling the head hole: learn how late holes fill.
-        if Some(seq) == self.next && self.held > 1 {
+        if Some(seq) == self.next && self.held > 1 && !repair {
             if let Some(oldest) = self.oldest_waiting() {
                 let waited = now.saturating_since(oldest).as_micros() as u64;
                 self.lateness_us = (self.lateness_us * 7 + waited) / 8;
@@ -219,9 +264,12 @@ impl Reorder {
 
     /// When the oldest waiting packet's timeout expires, if any wait.
     pub fn deadline(&self) -> Option<Instant> {
-        (self.held > 0)
-            .then(|| self.oldest_waiting().map(|t| t + self.timeout()))
-            .flatten()
+        let oldest = self.oldest_waiting().filter(|_| self.held > 0)?;
+        let timeout = oldest + self.timeout();
+        Some(match self.hold_until {
+            Some(h) => timeout.max(h.min(oldest + MAX_TIMEOUT)),
+            None => timeout,
+        })
     }
 
     /// Skips holes whose waiting packets have timed out, delivering what follows.

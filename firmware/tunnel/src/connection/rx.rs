@@ -3,27 +3,48 @@
 
 use core::time::Duration;
 
-use crate::control::PathReport;
+use crate::control::{NackRange, PathReport};
 use crate::filter::{ClockDelta, Windowed};
 use crate::time::Instant;
 
 /// Window of the one-way-delay range used for the reorder timeout.
 const SPREAD_WINDOW: Duration = Duration::from_secs(1);
 
+/// A jump in a path's counters longer than this is a cut or a new key, not a
+/// loss worth repairing.
+const MAX_GAP: u64 = 64;
+
+/// Reports a receive-rate sample spans: about 60 ms on a loaded path. One
+/// report interval (20 ms) is too short: 1 ms of jitter at either end is a 10%
+/// error, and the bandwidth max filter keeps the high ones.
+const RATE_REPORTS: usize = 3;
+
+/// A point of the receive-rate measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    at: Instant,
+    stamp: u32,
+    total: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub(super) struct RxPath {
     packets: u32,
     bytes: u32,
     highest_counter: u64,
+    /// The counter of the newest packet, for gaps (losses) in the sequence.
+    last_counter: Option<u64>,
     /// Send stamp of the last packet and when it arrived.
     last: Option<(u32, Instant)>,
     /// Smallest (arrival - send stamp) of the interval, on the two clocks.
     owd_min: Option<u32>,
-    /// The rate interval: its first packet (arrival, send stamp), its last
-    /// one, and the bytes that arrived after the first.
-    interval_first: Option<(Instant, u32)>,
-    interval_last: Option<(Instant, u32)>,
-    interval_bytes: u64,
+    /// Bytes of stamped packets so far.
+    total_bytes: u64,
+    /// The last stamped packet: arrival, send stamp, `total_bytes` with it.
+    newest: Option<Mark>,
+    /// The newest packet at each of the last [`RATE_REPORTS`] reports, oldest
+    /// first: the receive rate is measured from the oldest.
+    marks: heapless::Deque<Mark, RATE_REPORTS>,
     since_report: bool,
     /// Recent one-way delays (on the two clocks): lowest and highest.
     owd_lo: Windowed<false>,
@@ -35,6 +56,8 @@ pub(super) struct RxPath {
 impl RxPath {
     /// Records a packet. `clock` orders one-way delays; it is shared by all the
     /// paths of a connection so their delays compare (the spread between them).
+    /// Returns the counters this packet shows missing: a path delivers in
+    /// order, so a jump in its counters is a loss.
     pub fn on_packet(
         &mut self,
         now: Instant,
@@ -42,7 +65,22 @@ impl RxPath {
         len: usize,
         tx_stamp: u32,
         clock: &mut ClockDelta,
-    ) {
+    ) -> Option<NackRange> {
+        let gap = match self.last_counter {
+            Some(last) if counter > last + 1 && counter - last - 1 <= MAX_GAP => Some(NackRange {
+                first: last + 1,
+                count: (counter - last - 1) as u16,
+            }),
+            _ => None,
+        };
+        // Older than the newest: reordered within the path (or a repair's
+        // original, late). Far older: counters restarted under a new key.
+        if self
+            .last_counter
+            .is_none_or(|last| counter > last || last - counter > MAX_GAP)
+        {
+            self.last_counter = Some(counter);
+        }
         self.packets = self.packets.wrapping_add(1);
         self.bytes = self.bytes.wrapping_add(len as u32);
         self.highest_counter = self.highest_counter.max(counter);
@@ -63,14 +101,15 @@ impl RxPath {
             }));
         }
         if tx_stamp != 0 {
-            if self.interval_first.is_none() {
-                self.interval_first = Some((now, tx_stamp));
-            } else {
-                self.interval_bytes += len as u64;
-                self.interval_last = Some((now, tx_stamp));
-            }
+            self.total_bytes += len as u64;
+            self.newest = Some(Mark {
+                at: now,
+                stamp: tx_stamp,
+                total: self.total_bytes,
+            });
         }
         self.since_report = true;
+        gap
     }
 
     /// Records that the packet just recorded carried data.
@@ -95,34 +134,41 @@ impl RxPath {
         self.since_report
     }
 
-    /// The report for `path`, closing the measurement interval if it yields a
-    /// rate.
+    /// The report for `path`.
     ///
-    /// The receive rate is the bytes that arrived after the interval's first
-    /// packet over the time from it to the last one, and that time is at least
-    /// the time between their send stamps. Arrival times alone overestimate:
-    /// packets that waited in the socket while this side was busy are read in
-    /// one batch, as if the link had delivered them faster than it can (measured:
-    /// 20 Mbit/s links read as 23-25 Mbit/s on a loaded 2-core machine, and the
-    /// bandwidth max filter kept those samples, so the pacer overfilled the WAN
-    /// queue and drained it in turn). Bytes over the time since the previous
-    /// report have the same flaw at the interval's edges. Bounded by the send
-    /// spacing, a sample is at most what the sender sent at, and a link that
-    /// spreads packets out still shows its own rate.
+    /// The receive rate is the bytes that arrived after the packet that was the
+    /// newest [`RATE_REPORTS`] reports ago, over the time from it to the newest
+    /// packet now, and that time is at least the time between their send
+    /// stamps. Arrival times alone overestimate: packets that waited in the
+    /// socket while this side was busy are read in one batch, as if the link had
+    /// delivered them faster than it can (measured: 20 Mbit/s links read as
+    /// 23-25 Mbit/s on a loaded 2-core machine, and the bandwidth max filter
+    /// kept those samples, so the pacer overfilled the WAN queue and drained it
+    /// in turn). Bounded by the send spacing, a sample is at most what the
+    /// sender sent at, and a link that spreads packets out still shows its own
+    /// rate.
     pub fn report(&mut self, now: Instant, path: u8) -> PathReport {
-        let rate_kbps = match (self.interval_first, self.interval_last) {
-            (Some((rx0, tx0)), Some((rx1, tx1))) => {
-                let rx_span = rx1.saturating_since(rx0).as_micros() as u64;
-                let tx_span = u64::from(tx1.wrapping_sub(tx0)).min(1 << 31);
+        let rate_kbps = match (self.marks.front(), self.newest) {
+            (Some(from), Some(to)) => {
+                let rx_span = to.at.saturating_since(from.at).as_micros() as u64;
+                let tx_span = u64::from(to.stamp.wrapping_sub(from.stamp)).min(1 << 31);
                 let us = rx_span.max(tx_span);
                 if us >= 5_000 {
-                    (self.interval_bytes * 8 * 1000 / us).max(1) as u32
+                    ((to.total - from.total) * 8 * 1000 / us).max(1) as u32
                 } else {
                     0
                 }
             }
             _ => 0,
         };
+        if let Some(m) = self.newest {
+            if self.marks.back() != Some(&m) {
+                if self.marks.is_full() {
+                    self.marks.pop_front();
+                }
+                let _ = self.marks.push_back(m);
+            }
+        }
         let (echo, hold) = self.last.map_or((0, 0), |(stamp, at)| {
             (stamp, now.saturating_since(at).as_micros() as u32)
         });
@@ -136,11 +182,6 @@ impl RxPath {
             hold_us: hold,
             rx_rate_kbps: rate_kbps,
         };
-        if rate_kbps != 0 {
-            // The next interval starts at this one's last packet.
-            self.interval_first = self.interval_last.take();
-            self.interval_bytes = 0;
-        }
         self.owd_min = None;
         self.since_report = false;
         r

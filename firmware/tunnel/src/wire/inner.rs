@@ -10,7 +10,9 @@
 //! * `kind`: [`InnerKind::Data`] (an IP packet follows) or [`InnerKind::Control`] (a
 //!   postcard-encoded [`crate::control::Control`] follows).
 //! * `flags`: [`InnerRepr::FLAG_DUPLICATE`] marks the second copy of a packet of the
-//!   redundant class; other bits are reserved and must be zero.
+//!   redundant class, [`InnerRepr::FLAG_REPAIR`] a packet sent again because the
+//!   peer reported its first transmission missing; other bits are reserved and
+//!   must be zero.
 //! * `class`: the traffic class the sender put the packet in.
 //! * `seq`: the session's data sequence number (wrapping), which the receiver uses
 //!   to restore order and drop duplicates across paths; zero for control packets.
@@ -136,8 +138,10 @@ pub struct InnerRepr {
 impl InnerRepr {
     /// This packet is the second copy of a redundant-class packet.
     pub const FLAG_DUPLICATE: u8 = 0x01;
+    /// This packet is sent again: the peer reported the first one missing.
+    pub const FLAG_REPAIR: u8 = 0x02;
     /// All flag bits this version understands.
-    pub const FLAGS_KNOWN: u8 = Self::FLAG_DUPLICATE;
+    pub const FLAGS_KNOWN: u8 = Self::FLAG_DUPLICATE | Self::FLAG_REPAIR;
 
     /// Reads the fields of a checked packet.
     pub fn parse<T: AsRef<[u8]>>(p: &InnerPacket<T>) -> Self {
