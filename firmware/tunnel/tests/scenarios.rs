@@ -389,3 +389,40 @@ fn latency_under_load() {
         loaded.saturating_sub(idle)
     );
 }
+
+/// A link that loses 2% of its packets, for no congestion: the tunnel reports
+/// each loss and sends the packet again, and the flow loses (almost) nothing.
+#[test]
+fn random_losses_on_a_path_are_repaired() {
+    let links = [
+        LinkSpec::new(20.0, 10.0).loss(0.02),
+        LinkSpec::new(20.0, 15.0),
+    ];
+    let mut s = Sim::symmetric(21, &links);
+    s.flows.push(Flow::cbr(
+        1,
+        Class::Aggregate,
+        20.0,
+        1200,
+        secs(1.0),
+        secs(6.0),
+    ));
+    s.run_until(secs(7.0));
+    let sent = u64::from(s.flows[0].seq) - s.flows[0].refused;
+    let arrived = s.flow_arrivals(1).len() as u64;
+    let reorder = s
+        .conc
+        .connection(0)
+        .map(|c| c.reorder_stats(Class::Aggregate))
+        .unwrap();
+    let link_losses = s.up[0].dropped_loss;
+    eprintln!("repair: sent {sent} arrived {arrived}, link lost {link_losses}, {reorder:?}");
+    assert!(link_losses > 50, "the link did lose packets: {link_losses}");
+    assert!(
+        sent - arrived <= sent / 1000,
+        "{} of {sent} lost despite repair",
+        sent - arrived
+    );
+    assert!(reorder.repaired > 0);
+    assert_in_order(&s, 1);
+}

@@ -187,3 +187,49 @@ impl RxPath {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Instant {
+        Instant::from_micros(v * 1000)
+    }
+
+    #[test]
+    fn a_jump_in_the_counters_is_reported_as_missing() {
+        let (mut rx, mut clock) = (RxPath::default(), ClockDelta::default());
+        assert_eq!(rx.on_packet(ms(0), 7, 100, 1, &mut clock), None, "first");
+        assert_eq!(rx.on_packet(ms(1), 8, 100, 2, &mut clock), None);
+        let gap = rx.on_packet(ms(2), 11, 100, 3, &mut clock);
+        assert_eq!(gap, Some(NackRange { first: 9, count: 2 }));
+        // One of them arrives late (reordered within the path): no new gap.
+        assert_eq!(rx.on_packet(ms(3), 9, 100, 4, &mut clock), None);
+        assert_eq!(rx.on_packet(ms(4), 12, 100, 5, &mut clock), None);
+        // A cut's worth of counters is not repaired; nor is a restart under a
+        // new key (counters from zero again).
+        assert_eq!(rx.on_packet(ms(5), 12 + 1000, 100, 6, &mut clock), None);
+        assert_eq!(rx.on_packet(ms(6), 0, 100, 7, &mut clock), None);
+        let gap = rx.on_packet(ms(7), 2, 100, 8, &mut clock);
+        assert_eq!(gap, Some(NackRange { first: 1, count: 1 }));
+    }
+
+    /// Packets a busy receiver reads in one batch arrive at the same instant:
+    /// the rate is bounded by how far apart they were sent. (Bytes over the
+    /// time between reports read this as 12 Mbit/s.)
+    #[test]
+    fn a_batch_read_at_once_counts_at_its_send_spacing() {
+        let (mut rx, mut clock) = (RxPath::default(), ClockDelta::default());
+        // 1000-byte packets sent 1 ms apart (8 Mbit/s): ten read as they came ...
+        for i in 0..=10u64 {
+            rx.on_packet(ms(i), i, 1000, 1_000 + i as u32 * 1000, &mut clock);
+        }
+        rx.report(ms(10), 0);
+        // ... then fifteen in one batch, 10 ms later.
+        for i in 11..=25u64 {
+            rx.on_packet(ms(20), i, 1000, 1_000 + i as u32 * 1000, &mut clock);
+        }
+        let r = rx.report(ms(20), 0);
+        assert_eq!(r.rx_rate_kbps, 8_000, "{r:?}");
+    }
+}

@@ -287,3 +287,42 @@ fn data_without_an_answer_makes_a_path_suspect_sooner_than_silence() {
     p.on_sent(ms(limit + 2), 0, true);
     assert!(!p.suspect(ms(limit + 2 + srtt + 40)));
 }
+
+/// Start-up under a one-way delay 12 ms above its minimum, with the receive
+/// rate still growing: on a jittery path (RTT varying by ±10 ms) that is the
+/// jitter, on a steady one it is a queue.
+fn startup_under_excess(jitter_ms: u64) -> Path {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    let (mut t, mut packets) = (200u64, 0u32);
+    for i in 0..40u64 {
+        t += 20;
+        packets += 10;
+        for _ in 0..10_000 {
+            if p.next_send > ms(t + 20) {
+                break;
+            }
+            p.schedule(ms(t), 1500);
+        }
+        let rtt = if i % 2 == 0 {
+            70 - jitter_ms
+        } else {
+            70 + jitter_ms
+        };
+        let owd = if i < 10 { 5_000 } else { 17_000 };
+        let rate = 2_000 * (1 + i as u32 / 4);
+        p.on_received(ms(t));
+        p.on_report(
+            ms(t),
+            &report(packets, u64::from(packets) - 1, ms(t - rtt), rate, owd),
+        );
+    }
+    p
+}
+
+#[test]
+fn jitter_is_not_mistaken_for_a_queue() {
+    let jittery = startup_under_excess(10);
+    assert_eq!(jittery.info().mode, "startup", "{:?}", jittery.info());
+    let steady = startup_under_excess(0);
+    assert_ne!(steady.info().mode, "startup", "{:?}", steady.info());
+}

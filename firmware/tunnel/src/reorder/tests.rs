@@ -142,3 +142,43 @@ fn random_orders_keep_the_invariants() {
         assert_eq!(st.delivered as usize, out.0.len());
     }
 }
+
+#[test]
+fn a_hold_keeps_a_hole_open_for_its_repair_without_teaching_lateness() {
+    let (mut r, mut out) = (Reorder::new(), Out(vec![]));
+    push(&mut r, &mut out, t(0), 1);
+    push(&mut r, &mut out, t(1), 3);
+    let plain = r.deadline().unwrap();
+    assert_eq!(plain, t(1) + r.timeout());
+    // The loss was reported at 2 ms; the repair is expected by 60 ms.
+    r.hold(t(2), t(60));
+    assert_eq!(r.deadline(), Some(t(60)));
+    r.on_timeout(plain, &mut out.sink());
+    assert_eq!(out.0, [1], "still waiting for 2 past the plain timeout");
+    let timeout = r.timeout();
+    r.push_repair(t(50), 2, &2u32.to_be_bytes(), &mut out.sink());
+    assert_eq!(out.0, [1, 2, 3]);
+    assert_eq!(r.stats().repaired, 1);
+    assert_eq!(r.timeout(), timeout, "a repair's wait is not lateness");
+}
+
+#[test]
+fn a_hold_is_bounded_and_a_late_repair_is_dropped() {
+    let (mut r, mut out) = (Reorder::new(), Out(vec![]));
+    push(&mut r, &mut out, t(0), 1);
+    push(&mut r, &mut out, t(1), 3);
+    r.hold(t(1), t(10_000));
+    assert_eq!(
+        r.deadline(),
+        Some(t(1) + MAX_TIMEOUT),
+        "never past the bound"
+    );
+    r.on_timeout(t(1) + MAX_TIMEOUT, &mut out.sink());
+    assert_eq!(out.0, [1, 3]);
+    let timeout = r.timeout();
+    r.push_repair(t(800), 2, &2u32.to_be_bytes(), &mut out.sink());
+    assert_eq!(out.0, [1, 3]);
+    assert_eq!(r.stats().late, 1);
+    assert_eq!(r.stats().repaired, 0);
+    assert_eq!(r.timeout(), timeout, "a late repair teaches nothing either");
+}
