@@ -785,20 +785,10 @@ impl Connection {
         }
         let mut ranges = heapless::Vec::new();
         let _ = ranges.push(gap);
-        let mut buf = [0u8; MAX_ENCODED_LEN];
-        let Ok(enc) = Control::Nack(Nack { path, ranges }).encode(&mut buf) else {
+        let via = self.best_path(now, 64, u8::MAX).unwrap_or(path);
+        if !self.enqueue_control(now, via, &Control::Nack(Nack { path, ranges }), Kind::Nack) {
             return;
-        };
-        let enc = enc.to_vec();
-        let via = self.best_path(now, enc.len(), u8::MAX).unwrap_or(path);
-        let repr = InnerRepr {
-            kind: InnerKind::Control,
-            flags: 0,
-            class: 0,
-            seq: 0,
-            tx_time: 0,
-        };
-        self.enqueue(now, via, repr, &enc, Kind::Nack);
+        }
         self.stats.nacks_sent += 1;
         let rtt = self
             .paths
@@ -937,13 +927,12 @@ impl Connection {
         }
     }
 
-    fn queue_report(&mut self, now: Instant, path: u8) {
-        let entry: PathReport = self.rx[usize::from(path)].report(now, path);
-        let mut paths = heapless::Vec::new();
-        let _ = paths.push(entry);
+    /// Encodes a control message and queues it on `path`; false if it could not
+    /// be encoded (never, for the messages this side builds).
+    fn enqueue_control(&mut self, now: Instant, path: u8, msg: &Control, kind: Kind) -> bool {
         let mut buf = [0u8; MAX_ENCODED_LEN];
-        let Ok(enc) = Control::Report(Report { paths }).encode(&mut buf) else {
-            return;
+        let Ok(enc) = msg.encode(&mut buf) else {
+            return false;
         };
         let enc = enc.to_vec();
         let repr = InnerRepr {
@@ -953,7 +942,17 @@ impl Connection {
             seq: 0,
             tx_time: 0,
         };
-        self.enqueue(now, path, repr, &enc, Kind::Report);
+        self.enqueue(now, path, repr, &enc, kind);
+        true
+    }
+
+    fn queue_report(&mut self, now: Instant, path: u8) {
+        let entry: PathReport = self.rx[usize::from(path)].report(now, path);
+        let mut paths = heapless::Vec::new();
+        let _ = paths.push(entry);
+        if !self.enqueue_control(now, path, &Control::Report(Report { paths }), Kind::Report) {
+            return;
+        }
         if let Some(p) = self.paths[usize::from(path)].as_mut() {
             // Count the report as sent now for the heartbeat timer, even if the
             // queue is drained a little later.
