@@ -74,7 +74,8 @@ pub const MAX_QUEUED: usize = 512;
 /// Packets waiting for the session to be established, at most.
 pub const MAX_STAGED: usize = 64;
 /// Aggregate-class data packets kept after they left, for repair: about 200 ms
-/// at 60 Mbit/s, at most 1.5 MiB.
+/// at 60 Mbit/s, at most 1.5 MiB; none older than [`REPAIR_MAX_AGE`], so an
+/// idle session keeps nothing.
 pub const REPAIR_STORE: usize = 1024;
 /// A packet sent longer ago than this is not repaired: the receiver gave up.
 pub const REPAIR_MAX_AGE: Duration = crate::reorder::MAX_TIMEOUT;
@@ -600,6 +601,7 @@ impl Connection {
         let tx = now.stamp().to_be_bytes();
         data[TRANSPORT_HEADER_LEN + 8..TRANSPORT_HEADER_LEN + 12].copy_from_slice(&tx);
         let plain_len = data.len() - TRANSPORT_HEADER_LEN - TAG_LEN;
+        self.prune_store(now);
         if let (Some((class, seq)), Some(key)) = (item.seq, self.sessions.current()) {
             if class == Class::Aggregate as u8 {
                 if self.store.len() >= REPAIR_STORE {
@@ -803,6 +805,17 @@ impl Connection {
         }
     }
 
+    /// Forgets kept packets too old to repair.
+    fn prune_store(&mut self, now: Instant) {
+        while self
+            .store
+            .front()
+            .is_some_and(|s| now.saturating_since(s.at) > REPAIR_MAX_AGE)
+        {
+            self.store.pop_front();
+        }
+    }
+
     /// Sends again what the peer reported missing, if it is still kept.
     fn repair(&mut self, now: Instant, nack: &Nack) {
         let mut budget = MAX_REPAIRS_PER_NACK;
@@ -884,6 +897,7 @@ impl Connection {
     /// Runs what is due: liveness, reorder timeouts, reports, handshakes.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.sessions.expire(now);
+        self.prune_store(now);
         for i in 0..MAX_PATHS {
             let went_down = self.paths[i]
                 .as_mut()
