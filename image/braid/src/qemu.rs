@@ -73,7 +73,11 @@ pub fn command(board: &Board, dir: &Path, opts: &RunOptions) -> Result<Command> 
         cmd.arg("-cpu").arg(cpu);
     }
     cmd.arg("-m").arg(format!("{}M", q.memory >> 20));
-    cmd.args(["-nographic", "-no-reboot"]);
+    // No display, and no VGA card either: Malta adds a Cirrus card by default,
+    // whose option ROM (vgabios-cirrus.bin, Debian's seabios package) a
+    // machine installed without recommended packages lacks, and QEMU then
+    // refuses to start. The console is the serial port.
+    cmd.args(["-nographic", "-vga", "none", "-no-reboot"]);
     cmd.arg("-kernel").arg(&kernel);
     cmd.arg("-append").arg(cmdline.join(" "));
     for i in 0..opts.wans {
