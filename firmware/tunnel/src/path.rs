@@ -527,14 +527,12 @@ impl Path {
         // the peer counted by more than 10% just by where the intervals cut.)
         let ours = saturated || (sent_rate > rate + rate / 10 && sent_rate > self.btl_bw / 4);
         if queueing && ours && !matches!(self.mode, Mode::Drain { .. }) {
-            // The WAN queue is growing: we send faster than the link drains. What
-            // arrives is the link's rate, if we were sending flat out; if not, the
-            // sample says little, and the estimate only backs off by a fraction.
-            let cut = if saturated {
-                rate
-            } else {
-                self.btl_bw * 7 / 10
-            };
+            // The WAN queue is growing: we send faster than the link drains. While
+            // a queue stands the link never idles, so what arrived is its rate,
+            // whether or not we were sending flat out (a fixed 30% cut instead,
+            // taken whenever an up-probe met a queue, left S1's paths at 14 of
+            // 19.4 Mbit/s for seconds).
+            let cut = rate.min(self.btl_bw);
             let cut = cut.max(self.btl_bw / 2).max(MIN_RATE);
             self.bw.reset();
             self.bw.push(now, cut, BW_WINDOW);
