@@ -69,6 +69,8 @@ pub const TCP_SPREAD_FLOOR: Duration = Duration::from_millis(50);
 /// estimate drift down 15% per window until it was nothing (measured: a 20
 /// Mbit/s DSL path at 0.12 Mbit/s after a minute of light use).
 pub const SATURATED_BACKLOG: Duration = Duration::from_millis(5);
+/// A path pads its up-probes only if its pacer was backlogged this recently.
+pub const PAD_RECENT: Duration = Duration::from_millis(500);
 /// Rate a new path starts from: 2 Mbit/s.
 pub const INITIAL_RATE: u64 = 250_000;
 /// Lowest rate estimate: 64 kbit/s.
@@ -172,6 +174,8 @@ pub struct Path {
     /// since (cleared by any packet from the peer).
     unanswered_since: Option<Instant>,
     last_report_tx: Option<Instant>,
+    /// When the pacer last had a real backlog ([`SATURATED_BACKLOG`]).
+    last_backlogged: Option<Instant>,
     /// Packets and bytes sent on this path.
     pub sent_packets: u64,
     /// Bytes sent on this path.
@@ -242,6 +246,7 @@ impl Path {
             next_send: now,
             unanswered_since: None,
             last_report_tx: None,
+            last_backlogged: None,
             sent_packets: 0,
             sent_bytes: 0,
         }
@@ -366,6 +371,7 @@ impl Path {
         }
         if self.next_send > now + SATURATED_BACKLOG {
             self.saturated = true;
+            self.last_backlogged = Some(now);
         }
         let at = self.next_send.max(now);
         self.next_send = at + self.tx_time(size);
@@ -384,6 +390,33 @@ impl Path {
         } else {
             self.unanswered_since.get_or_insert(now);
         }
+    }
+
+    /// Whether the rate search is probing upwards (start-up, or the 1.25 phase
+    /// of a cycle) on a path whose pacer was backlogged within [`PAD_RECENT`]
+    /// (traffic wanted more than it gave): then the connection fills an idle
+    /// pacer with copies of recent packets, so the probe measures the path and
+    /// not how much traffic happened to spill onto it. A path that carries
+    /// light traffic is never padded.
+    pub fn wants_padding(&self, now: Instant) -> bool {
+        let probing_up = match self.mode {
+            Mode::Startup { .. } => true,
+            Mode::ProbeBw { phase, .. } => {
+                PROBE_GAINS[usize::from(phase) % PROBE_GAINS.len()] > 100
+            }
+            Mode::Drain { .. } => false,
+        };
+        probing_up
+            && self.usable()
+            && !self.suspect(now)
+            && self
+                .last_backlogged
+                .is_some_and(|t| now.saturating_since(t) < PAD_RECENT)
+    }
+
+    /// When the pacer is free for the next packet.
+    pub fn pacer_free_at(&self) -> Instant {
+        self.next_send
     }
 
     /// Records that a loss report left on this path: counted, but it neither

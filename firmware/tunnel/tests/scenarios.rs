@@ -426,3 +426,56 @@ fn random_losses_on_a_path_are_repaired() {
     assert!(reorder.repaired > 0);
     assert_in_order(&s, 1);
 }
+
+/// Up-probes of a path that traffic wants more of are padded with copies of
+/// recent packets (which the receiver drops as duplicates, losing and
+/// reordering nothing); a path that carries light traffic is never padded.
+#[test]
+fn up_probes_are_padded_only_while_traffic_wants_more() {
+    let links = [LinkSpec::new(20.0, 10.0), LinkSpec::new(10.0, 30.0)];
+    let light = |s: &mut Sim| {
+        s.flows.push(Flow::cbr(
+            1,
+            Class::Aggregate,
+            4.0,
+            1400,
+            secs(1.0),
+            secs(8.0),
+        ));
+    };
+    let mut s = Sim::symmetric(23, &links);
+    light(&mut s);
+    s.run_until(secs(4.0));
+    let early = s.router.stats().padding_sent;
+    s.run_until(secs(8.0));
+    let late = s.router.stats().padding_sent - early;
+    eprintln!("padding, light flow: {early} in start-up, {late} after");
+    assert_eq!(
+        late, 0,
+        "a 4 Mbit/s flow on 30 Mbit/s of paths is never padded"
+    );
+
+    let mut s = Sim::symmetric(23, &links);
+    s.flows.push(Flow::cbr(
+        1,
+        Class::Aggregate,
+        22.0,
+        1400,
+        secs(1.0),
+        secs(8.0),
+    ));
+    s.run_until(secs(8.5));
+    let padded = s.router.stats().padding_sent;
+    let reorder = s
+        .conc
+        .connection(0)
+        .map(|c| c.reorder_stats(Class::Aggregate))
+        .unwrap();
+    eprintln!("padding, spill-over: {padded}, {reorder:?}");
+    assert!(padded > 50, "{padded}");
+    assert!(reorder.duplicates >= padded / 2, "{reorder:?}");
+    let sent = u64::from(s.flows[0].seq) - s.flows[0].refused;
+    let lost = sent - s.flow_arrivals(1).len() as u64;
+    assert!(lost <= sent / 1000, "{lost} of {sent} lost");
+    assert_in_order(&s, 1);
+}

@@ -164,6 +164,9 @@ pub struct Stats {
     pub nacks_sent: u64,
     /// Packets sent again because the peer reported them missing.
     pub repairs_sent: u64,
+    /// Copies of recent packets that filled an up-probe (see
+    /// [`crate::path::Path::wants_padding`]).
+    pub padding_sent: u64,
 }
 
 struct Queued {
@@ -239,6 +242,8 @@ pub struct Connection {
     queues: [VecDeque<Queued>; MAX_PATHS],
     /// Data packets that left recently, oldest first (loss repair).
     store: VecDeque<Stored>,
+    /// When to consider padding each path's up-probe next.
+    pad_at: [Option<Instant>; MAX_PATHS],
     staged: VecDeque<(Class, Vec<u8>)>,
     seq: [u32; CLASSES],
     reorder: [Reorder; CLASSES],
@@ -287,6 +292,7 @@ impl Connection {
             rx_clock: ClockDelta::default(),
             queues: Default::default(),
             store: VecDeque::new(),
+            pad_at: [None; MAX_PATHS],
             staged: VecDeque::new(),
             seq: [0; CLASSES],
             reorder: [
@@ -531,6 +537,7 @@ impl Connection {
                 Kind::Bulk
             };
             self.enqueue(now, path, repr, packet, kind);
+            self.arm_padding(now, path);
         }
         self.stats.tx_packets += 1;
         Ok(())
@@ -572,7 +579,8 @@ impl Connection {
             is_report,
             is_nack,
             priority: kind != Kind::Bulk,
-            seq: (repr.kind == InnerKind::Data).then_some((repr.class, repr.seq)),
+            seq: (repr.kind == InnerKind::Data && repr.flags & InnerRepr::FLAG_DUPLICATE == 0)
+                .then_some((repr.class, repr.seq)),
         };
         if kind == Kind::Bulk {
             q.push_back(item);
@@ -588,6 +596,7 @@ impl Connection {
         if let Some(t) = self.poll_handshake(now, buf) {
             return Some(t);
         }
+        self.pad(now);
         // Among the paths with a packet due, the one due longest.
         let (path, _) = self
             .queues
@@ -745,6 +754,7 @@ impl Connection {
                         {
                             p.on_report(now, pr);
                         }
+                        self.arm_padding(now, pr.path);
                     }
                 }
                 Ok(Control::Nack(n)) => self.repair(now, &n),
@@ -802,6 +812,61 @@ impl Connection {
         if let Some(rtt) = rtt {
             let wait = rtt + crate::path::MAX_BACKLOG + REPAIR_MARGIN;
             self.reorder[Class::Aggregate as usize].hold(now, now + wait);
+        }
+    }
+
+    /// Schedules a padding check for `path` when its pacer is free, if its
+    /// rate search is probing upwards with LAN data about.
+    fn arm_padding(&mut self, now: Instant, path: u8) {
+        let Some(p) = self.paths.get(usize::from(path)).and_then(Option::as_ref) else {
+            return;
+        };
+        if p.wants_padding(now) && self.pad_at[usize::from(path)].is_none() {
+            self.pad_at[usize::from(path)] = Some(p.pacer_free_at().max(now));
+        }
+    }
+
+    /// Fills the idle pacers of paths probing upwards with copies of the newest
+    /// kept packet: the receiver drops them as duplicates, and the probe finds
+    /// the path's rate. Without them a slower path only carries what faster
+    /// ones leave over, a TCP flow's demand comes and goes with its window,
+    /// and the probe rarely meets it: measured, S1's or S2's slower path
+    /// stuck at half its rate for seconds. Each check either pads (and
+    /// checks again when the pacer is free) or stops until data or a report
+    /// arms it again, so it never spins.
+    fn pad(&mut self, now: Instant) {
+        for i in 0..MAX_PATHS {
+            if self.pad_at[i].is_none_or(|t| t > now) {
+                continue;
+            }
+            self.pad_at[i] = None;
+            let Some(p) = self.paths[i].as_ref() else {
+                continue;
+            };
+            if !p.wants_padding(now) {
+                continue;
+            }
+            let later = p.pacer_free_at().max(now + Duration::from_micros(100));
+            if !self.queues[i].is_empty() || p.pacer_free_at() > now {
+                self.pad_at[i] = Some(later);
+                continue;
+            }
+            let Some(last) = self.store.back() else {
+                continue;
+            };
+            let repr = InnerRepr {
+                kind: InnerKind::Data,
+                flags: InnerRepr::FLAG_DUPLICATE,
+                class: last.class,
+                seq: last.seq,
+                tx_time: 0,
+            };
+            let payload = last.payload.clone();
+            self.enqueue(now, i as u8, repr, &payload, Kind::Bulk);
+            self.stats.padding_sent += 1;
+            if let Some(p) = self.paths[i].as_ref() {
+                self.pad_at[i] = Some(p.pacer_free_at().max(now + Duration::from_micros(100)));
+            }
         }
     }
 
@@ -875,6 +940,9 @@ impl Connection {
         };
         for q in &self.queues {
             take(q.front().map(|i| i.at));
+        }
+        for &t in &self.pad_at {
+            take(t);
         }
         for r in &self.reorder {
             take(r.deadline());
