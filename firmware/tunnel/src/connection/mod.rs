@@ -189,6 +189,19 @@ struct Stored {
     payload: Vec<u8>,
 }
 
+impl Stored {
+    /// The inner header of a copy sent again (a repair or a padding copy).
+    fn resent(&self, flags: u8) -> InnerRepr {
+        InnerRepr {
+            kind: InnerKind::Data,
+            flags,
+            class: self.class,
+            seq: self.seq,
+            tx_time: 0,
+        }
+    }
+}
+
 /// How a packet is queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -854,13 +867,7 @@ impl Connection {
             let Some(last) = self.store.back() else {
                 continue;
             };
-            let repr = InnerRepr {
-                kind: InnerKind::Data,
-                flags: InnerRepr::FLAG_DUPLICATE,
-                class: last.class,
-                seq: last.seq,
-                tx_time: 0,
-            };
+            let repr = last.resent(InnerRepr::FLAG_DUPLICATE);
             let payload = last.payload.clone();
             self.enqueue(now, i as u8, repr, &payload, Kind::Bulk);
             self.stats.padding_sent += 1;
@@ -907,13 +914,7 @@ impl Connection {
                 let Some(via) = self.best_path(now, size, s.path) else {
                     continue;
                 };
-                let repr = InnerRepr {
-                    kind: InnerKind::Data,
-                    flags: InnerRepr::FLAG_REPAIR,
-                    class: s.class,
-                    seq: s.seq,
-                    tx_time: 0,
-                };
+                let repr = s.resent(InnerRepr::FLAG_REPAIR);
                 self.enqueue(now, via, repr, &s.payload, Kind::Bulk);
                 self.stats.repairs_sent += 1;
             }
