@@ -11,7 +11,7 @@
 //! - [`model`]: the link model of one direction, sans-IO and exactly testable;
 //! - [`command`]: the changes a running link accepts (config events, control socket);
 //! - [`config`]: the TOML file;
-//! - [`sys`]: the packet sockets (the only `unsafe` code);
+//! - [`sys`]: the packet sockets and real-time scheduling (the only `unsafe` code);
 //! - [`shell`]: the single-threaded event loop that ties them to the clock.
 
 pub mod command;

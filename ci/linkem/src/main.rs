@@ -44,6 +44,14 @@ enum Cmd {
         /// Base seed of the loss and jitter draws (same seed, same draws).
         #[arg(long, value_name = "N", default_value_t = 1)]
         seed: u64,
+        /// Real-time (SCHED_FIFO) priority, 1-99, so that other busy processes
+        /// do not delay frames; 0 (the default) keeps the normal scheduler.
+        /// Best at light load: near a full core, a real-time linkem starves the
+        /// kernel's deferred network work and the receivers (see README).
+        /// A warning, not an error, when not allowed.
+        #[arg(long, value_name = "PRIO", default_value_t = 0,
+              value_parser = clap::value_parser!(u8).range(0..=99))]
+        priority: u8,
     },
     /// Send one command to a running emulator and print the reply; exits 1 if
     /// the reply is an error. Commands: cut PATH [up|down|both],
@@ -84,10 +92,12 @@ fn main() -> ExitCode {
             config,
             control,
             seed,
+            priority,
         } => shell::run(&shell::Options {
             config,
             control,
             seed,
+            priority,
         })
         .map(|()| true),
         Cmd::Ctl { sock, command } => ctl(&sock, &command),

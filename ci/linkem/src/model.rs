@@ -144,6 +144,10 @@ pub enum Verdict<T> {
     Dropped(DropReason, T),
 }
 
+/// Lateness above which a delivery is counted in [`Stats::late_notable`]:
+/// 1 ms, 5% of a 20 ms link delay.
+pub const LATE_NOTABLE: Nanos = 1_000_000;
+
 /// Counters of one direction since it was created.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
@@ -159,12 +163,27 @@ pub struct Stats {
     pub queue_delay_sum: u128,
     /// Largest queue delay seen.
     pub queue_delay_max: Nanos,
+    /// Sum of the delivery lateness (`poll`'s `now` minus the frame's exact
+    /// departure time): the error the shell's wake-ups add to the model.
+    pub late_sum: u128,
+    /// Largest delivery lateness seen.
+    pub late_max: Nanos,
+    /// Frames delivered more than [`LATE_NOTABLE`] after their departure time.
+    pub late_notable: u64,
 }
 
 impl Stats {
     /// Frames dropped for `reason`.
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.drops[reason.index()]
+    }
+
+    /// Mean delivery lateness, 0 when nothing was delivered.
+    pub fn late_mean(&self) -> Nanos {
+        match self.forwarded_frames {
+            0 => 0,
+            n => u64::try_from(self.late_sum / u128::from(n)).unwrap_or(u64::MAX),
+        }
     }
 
     /// Mean queue delay, 0 when nothing has started.
@@ -265,6 +284,10 @@ impl<T: Frame> Direction<T> {
             return None;
         }
         let f = self.in_flight.pop_front()?;
+        let late = now - f.deliver;
+        self.stats.late_sum += u128::from(late);
+        self.stats.late_max = self.stats.late_max.max(late);
+        self.stats.late_notable += u64::from(late > LATE_NOTABLE);
         self.stats.forwarded_frames += 1;
         self.stats.forwarded_bytes += f.frame.wire_len() as u64;
         Some(f.frame)

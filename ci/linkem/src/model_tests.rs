@@ -93,6 +93,17 @@ fn late_polls_do_not_change_the_schedule() {
     assert_eq!(d.poll(7 * MS), None);
     d.arrive(7 * MS, f(3, 1000));
     assert_eq!(d.next_deadline(), Some(8 * MS));
+    // The oversleep is what the stats report as lateness: departures were
+    // due at 1, 2 and 3 ms.
+    assert_eq!(d.stats().late_max, 6 * MS);
+    assert_eq!(d.stats().late_mean(), 5 * MS);
+    assert_eq!(d.stats().late_notable, 3);
+    assert_eq!(d.poll(8 * MS + LATE_NOTABLE).map(|x| x.id), Some(3));
+    assert_eq!(
+        d.stats().late_notable,
+        3,
+        "exactly 1 ms late is not notable"
+    );
 }
 
 #[test]

@@ -2,10 +2,11 @@
 //! packet sockets, an absolute CLOCK_MONOTONIC timerfd armed at the earliest
 //! model deadline or scripted event, a signalfd for SIGTERM/SIGINT and the
 //! control socket. A single thread keeps every direction's schedule in one
-//! clock domain with no locks; the model computes exact departure times, so
-//! the only error the shell adds is its wake-up latency (measured in
-//! BENCHMARKS.md), which the timer slack of 1 ns keeps as small as the
-//! kernel allows.
+//! clock domain with no locks; the model computes exact departure times from
+//! the kernel's receive stamps (so a late read does not delay a frame), and
+//! the only error the shell adds is its wake-up latency at departure
+//! (reported as `late_*` in the stats, measured in BENCHMARKS.md), which the
+//! timer slack of 1 ns keeps as small as the kernel allows.
 //!
 //! Frames arriving on interface `a` of a path go through its `up` direction
 //! and out of `b`; frames arriving on `b` go through `down` and out of `a`.
@@ -38,6 +39,8 @@ pub struct Options {
     pub control: Option<PathBuf>,
     /// Base seed of the loss and jitter draws.
     pub seed: u64,
+    /// SCHED_FIFO priority (1-99) to run at, or 0 for the normal scheduler.
+    pub priority: u8,
 }
 
 /// The line printed on stdout once every socket is open.
@@ -62,6 +65,34 @@ pub fn now() -> Nanos {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .unwrap_or(TimeSpec::new(0, 0));
     (t.tv_sec() as u64) * 1_000_000_000 + t.tv_nsec() as u64
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC now, in ns: converts the kernel's
+/// receive stamps (real time) to the model's clock. Read between two
+/// monotonic reads, so the error is half a clock read.
+fn realtime_offset() -> i64 {
+    let m1 = now();
+    let r =
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).unwrap_or(TimeSpec::new(0, 0));
+    let m2 = now();
+    let real = r.tv_sec() * 1_000_000_000 + r.tv_nsec();
+    real - (m1 / 2 + m2 / 2) as i64
+}
+
+/// Longest a kernel receive stamp may lie before the read: older means the
+/// real-time clock was stepped (a frame cannot wait that long unread).
+const MAX_STAMP_AGE: Nanos = 1_000_000_000;
+
+/// A frame's arrival on the model's clock: its kernel receive stamp if it
+/// has one (converted with `offset`, see [`realtime_offset`]), so that a late
+/// read does not delay the frame; else `read`, when linkem read it. Never
+/// after `read`, nor older than [`MAX_STAMP_AGE`].
+pub fn arrival_time(stamp: Option<u64>, offset: i64, read: Nanos) -> Nanos {
+    let Some(stamp) = stamp else {
+        return read;
+    };
+    let mono = u64::try_from(stamp as i64 - offset).unwrap_or(0);
+    mono.clamp(read.saturating_sub(MAX_STAMP_AGE), read)
 }
 
 /// One direction with the counters the model does not keep.
@@ -106,6 +137,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     // Wake-ups as close to the deadline as the kernel can: the default slack
     // of 50 us would be the largest error of every delay.
     nix::sys::prctl::set_timerslack(1).context("prctl(PR_SET_TIMERSLACK)")?;
+    realtime(opts.priority);
 
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGTERM);
@@ -282,6 +314,25 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     }
 }
 
+/// Moves the (single) emulator thread to SCHED_FIFO at `priority`, so that a
+/// busy machine delays its wake-ups by microseconds rather than by a time
+/// slice: netem runs in the kernel's softirq, and the tests and the tunnel
+/// bench compare against the delays asked for. Not being allowed is a
+/// warning, not an error: the emulator still works, less precisely.
+fn realtime(priority: u8) {
+    if priority == 0 {
+        return;
+    }
+    let rc = sys::set_fifo(priority);
+    match rc {
+        Ok(()) => eprintln!("linkem: running at SCHED_FIFO priority {priority}"),
+        Err(e) => eprintln!(
+            "linkem: warning: cannot run at SCHED_FIFO priority {priority} ({e}); \
+             wake-ups will be as late as the normal scheduler makes them (see late_max_ms in the stats)"
+        ),
+    }
+}
+
 /// Removes a leftover control socket of an earlier run; refuses to remove
 /// anything that is not a socket.
 fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
@@ -317,6 +368,7 @@ impl Lem {
                 }
             };
             let t = now();
+            let offset = realtime_offset();
             for k in 0..got {
                 let fresh = self.packet();
                 let p = std::mem::replace(&mut self.rx[k], fresh);
@@ -342,7 +394,8 @@ impl Lem {
                     self.pool.push(p);
                     continue;
                 }
-                if let Verdict::Dropped(_, p) = d.model.arrive(t, p) {
+                let arrival = arrival_time(p.kernel_stamp(), offset, t);
+                if let Verdict::Dropped(_, p) = d.model.arrive(arrival, p) {
                     self.pool.push(p);
                 }
             }
@@ -465,7 +518,7 @@ impl Lem {
                 lines.push(format!(
                     "path={} dir={name} in_frames={} in_bytes={} out_frames={} out_bytes={} drop_loss={} \
                      drop_queue={} drop_cut={} drop_oversize={} drop_send={} queue_ms={:.3} queue_max_ms={:.3} \
-                     state={}",
+                     late_ms={:.3} late_max_ms={:.3} late_over_1ms={} state={}",
                     p.name,
                     dir.in_frames,
                     dir.in_bytes,
@@ -478,6 +531,9 @@ impl Lem {
                     s.dropped(DropReason::SendError),
                     s.queue_delay_mean() as f64 / 1e6,
                     s.queue_delay_max as f64 / 1e6,
+                    s.late_mean() as f64 / 1e6,
+                    s.late_max as f64 / 1e6,
+                    s.late_notable,
                     if dir.model.is_cut() { "cut" } else { "up" },
                 ));
             }
@@ -582,5 +638,28 @@ impl Lem {
                 "ok\n".to_owned()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_is_the_kernel_stamp_within_bounds() {
+        let offset = 1_700_000_000_000_000_000;
+        let read = 5_000_000_000;
+        // Read 3 ms after the kernel stamped it: the arrival is the stamp.
+        let stamp = (offset + read as i64 - 3_000_000) as u64;
+        assert_eq!(arrival_time(Some(stamp), offset, read), read - 3_000_000);
+        // No stamp: when it was read.
+        assert_eq!(arrival_time(None, offset, read), read);
+        // A stamp "after" the read (clock stepped forward): the read.
+        assert_eq!(arrival_time(Some(stamp + 10_000_000), offset, read), read);
+        // A stamp from far before (clock stepped back): bounded.
+        assert_eq!(
+            arrival_time(Some(stamp - 10_000_000_000), offset, read),
+            read - MAX_STAMP_AGE
+        );
     }
 }

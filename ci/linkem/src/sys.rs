@@ -1,7 +1,8 @@
 //! The raw Linux calls linkem needs and nix does not wrap: AF_PACKET sockets
 //! bound to one interface (with the virtio-net header, promiscuous membership,
 //! no echo of our own transmissions), batched receive and send with
-//! recvmmsg/sendmmsg, and the interface flag and MTU ioctls. This is the only
+//! recvmmsg/sendmmsg, the interface flag and MTU ioctls, and real-time
+//! scheduling of the calling thread. This is the only
 //! module with `unsafe`; everything above it sees safe types.
 //!
 //! Why the virtio-net header (PACKET_VNET_HDR): a frame sent by a process in
@@ -20,6 +21,19 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::model::Frame;
 
+/// Moves the calling thread to SCHED_FIFO at `priority` (1-99).
+pub fn set_fifo(priority: u8) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: sched_setscheduler only reads `param`; pid 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Bytes of `struct virtio_net_hdr` in front of every frame (include/uapi/linux/virtio_net.h).
 pub const VNET_HDR_LEN: usize = 10;
 /// `VIRTIO_NET_HDR_F_DATA_VALID`: meaningful on receive only, cleared before sending.
@@ -31,11 +45,17 @@ pub const VLAN_HLEN: usize = 4;
 /// Most frames one recvmmsg/sendmmsg call moves.
 pub const MAX_BATCH: usize = 64;
 
+/// Room for one SCM_TIMESTAMPNS control message (CMSG_SPACE of a timespec:
+/// 32 bytes on 64-bit Linux), in u64s for its alignment.
+const CMSG_WORDS: usize = 8;
+
 /// One frame buffer: the virtio-net header, then the Ethernet frame.
 pub struct Packet {
     buf: Box<[u8]>,
     len: usize,
     truncated: bool,
+    /// When the kernel took the frame in (CLOCK_REALTIME, ns), if it said.
+    stamp: Option<u64>,
 }
 
 impl Packet {
@@ -45,7 +65,15 @@ impl Packet {
             buf: vec![0; VNET_HDR_LEN + max_frame].into_boxed_slice(),
             len: 0,
             truncated: false,
+            stamp: None,
         }
+    }
+
+    /// When the kernel received the frame (SO_TIMESTAMPNS: CLOCK_REALTIME, in
+    /// ns), if the socket delivered a stamp: that is the frame's arrival on
+    /// the wire, however late linkem read it.
+    pub fn kernel_stamp(&self) -> Option<u64> {
+        self.stamp
     }
 
     /// The Ethernet frame (its first bytes only, when truncated).
@@ -123,6 +151,32 @@ fn setsockopt<T>(fd: &OwnedFd, level: i32, name: i32, value: &T) -> io::Result<(
     }
 }
 
+/// The SCM_TIMESTAMPNS stamp in a received message's control data, in ns.
+fn timestamp_ns(msg: &libc::msghdr) -> Option<u64> {
+    // SAFETY: `msg` was filled by recvmmsg: msg_control/msg_controllen describe
+    // a live buffer holding complete control messages (MSG_CTRUNC drops the
+    // ones that do not fit), which is what the CMSG_* walkers expect.
+    let mut c = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !c.is_null() {
+        // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR return null or a header inside the buffer.
+        let h = unsafe { &*c };
+        if h.cmsg_level == libc::SOL_SOCKET
+            && h.cmsg_type == libc::SCM_TIMESTAMPNS
+            && h.cmsg_len as usize >= std::mem::size_of::<libc::cmsghdr>() + 16
+        {
+            // SAFETY: the length check above: the data holds a timespec,
+            // possibly unaligned.
+            let ts: libc::timespec = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
+            let ns =
+                u64::try_from(ts.tv_sec).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec).ok()?;
+            return (ns != 0).then_some(ns);
+        }
+        // SAFETY: as above.
+        c = unsafe { libc::CMSG_NXTHDR(msg, c) };
+    }
+    None
+}
+
 /// A zeroed `ifreq` naming `ifname`.
 fn ifreq(ifname: &str) -> libc::ifreq {
     // SAFETY: ifreq is a plain C struct (name array and a union of integers and
@@ -172,6 +226,10 @@ impl PacketSocket {
         setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one).map_err(|e| {
             io::Error::new(e.kind(), format!("{ifname}: PACKET_IGNORE_OUTGOING: {e}"))
         })?;
+        // Kernel receive stamps: a frame's arrival time must not depend on
+        // when linkem gets to read it. Not fatal: without them linkem stamps
+        // frames when it reads them, as before.
+        let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &one);
         // veth has no qdisc; skipping the (noqueue) qdisc layer saves work.
         // Not fatal: older kernels lack it.
         let _ = setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one);
@@ -242,15 +300,19 @@ impl PacketSocket {
         let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut cmsgs = [[0u64; CMSG_WORDS]; MAX_BATCH];
         for i in 0..n {
             iovs[i].iov_base = pkts[i].buf.as_mut_ptr().cast();
             iovs[i].iov_len = pkts[i].buf.len();
             hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
             hdrs[i].msg_hdr.msg_iovlen = 1;
+            hdrs[i].msg_hdr.msg_control = cmsgs[i].as_mut_ptr().cast();
+            hdrs[i].msg_hdr.msg_controllen = std::mem::size_of_val(&cmsgs[i]) as _;
         }
         // SAFETY: the first `n` headers point at `n` iovecs that point at
-        // buffers of the stated lengths, all alive and exclusively borrowed for
-        // the call; MSG_TRUNC makes the kernel report real lengths.
+        // buffers of the stated lengths, and at control buffers of the stated
+        // lengths, all alive and exclusively borrowed for the call; MSG_TRUNC
+        // makes the kernel report real lengths.
         let r = unsafe {
             libc::recvmmsg(
                 self.fd.as_raw_fd(),
@@ -272,6 +334,7 @@ impl PacketSocket {
             let total = (h.msg_len as usize).saturating_sub(VNET_HDR_LEN);
             p.len = total;
             p.truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || total > p.room();
+            p.stamp = timestamp_ns(&h.msg_hdr);
         }
         Ok(got)
     }

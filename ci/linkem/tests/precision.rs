@@ -24,8 +24,12 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsRawFd;
+
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use nix::sys::time::TimeSpec;
 use nix::unistd::Pid;
 
 const MS: f64 = 1e6;
@@ -36,6 +40,15 @@ const FRAME: usize = PAYLOAD + 42;
 const A_IP: &str = "10.9.0.1";
 const B_IP: &str = "10.9.0.2";
 const PORT: u16 = 9000;
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC, to put kernel receive stamps on
+/// the monotonic clock of the send stamps.
+fn realtime_offset() -> i64 {
+    let m1 = now_ns();
+    let r = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).unwrap();
+    let m2 = now_ns();
+    r.tv_sec() * 1_000_000_000 + r.tv_nsec() - (m1 / 2 + m2 / 2) as i64
+}
 
 fn now_ns() -> u64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
@@ -191,6 +204,9 @@ impl Lab {
             .arg(&cfg)
             .arg("--control")
             .arg(lab.sock())
+            // These tests measure the model's schedule as kept by the shell,
+            // not the machine's other load: see `realtime`.
+            .args(["--priority", &test_priority().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -303,6 +319,32 @@ impl Drop for Lab {
     }
 }
 
+/// Runs the calling thread at SCHED_FIFO, like linkem here (`--priority
+/// 10`): the stamps taken here are then as prompt as linkem's own wake-ups,
+/// and a busy machine (a shared CI host, a kernel build) does not show up as
+/// emulator error. At these tests' packet rates the real-time threads leave
+/// the CPUs idle most of the time, so the kernel's own network work
+/// (ksoftirqd) is not starved; see linkem's README for where that changes.
+/// Tests that run without the privilege still run.
+fn realtime() {
+    let prio = test_priority();
+    if prio == 0 {
+        return;
+    }
+    if let Err(e) = braid_linkem::sys::set_fifo(prio) {
+        eprintln!("precision: cannot use SCHED_FIFO ({e}); timing is the normal scheduler's");
+    }
+}
+
+/// The SCHED_FIFO priority of linkem and of the test threads:
+/// `LINKEM_TEST_PRIORITY` (0 for the normal scheduler), 10 by default.
+fn test_priority() -> u8 {
+    std::env::var("LINKEM_TEST_PRIORITY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
 /// What the receiver saw of one packet.
 #[derive(Clone, Copy, Debug)]
 struct Rx {
@@ -320,6 +362,7 @@ impl Rx {
 /// Sends `count` packets at `pps` from `from` to `to` (paced on absolute
 /// times: bursts after a late wake-up, no drift), while `rx` receives.
 fn send(sock: &UdpSocket, to: &str, pps: f64, count: u64, sent: &AtomicU64) {
+    realtime();
     let start = now_ns();
     let gap = 1e9 / pps;
     let mut buf = [0u8; PAYLOAD];
@@ -345,16 +388,39 @@ fn receive(
     idle: Duration,
     limit: Duration,
 ) -> Vec<Rx> {
+    realtime();
     sock.set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
+    // Kernel receive stamps: when the frame came out of linkem, not when this
+    // thread got around to reading it.
+    setsockopt(sock, sockopt::ReceiveTimestampns, &true).unwrap();
     let end = Instant::now() + limit;
     let mut last = Instant::now();
     let mut out = Vec::new();
     let mut buf = [0u8; 2048];
+    let mut cmsg = nix::cmsg_space!(TimeSpec);
     while Instant::now() < end {
-        match sock.recv(&mut buf) {
-            Ok(n) if n >= 16 => {
-                let recv = now_ns();
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let got = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        );
+        if let Ok(msg) = got {
+            let read = now_ns();
+            let stamp = msg.cmsgs().ok().and_then(|mut c| {
+                c.find_map(|c| match c {
+                    ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+                    _ => None,
+                })
+            });
+            let n = msg.bytes;
+            if n >= 16 {
+                let recv = stamp.map_or(read, |ts| {
+                    let real = ts.tv_sec() * 1_000_000_000 + ts.tv_nsec();
+                    u64::try_from(real - realtime_offset()).map_or(read, |m| m.min(read))
+                });
                 out.push(Rx {
                     seq: u64::from_le_bytes(buf[..8].try_into().unwrap()),
                     sent: u64::from_le_bytes(buf[8..16].try_into().unwrap()),
@@ -362,7 +428,6 @@ fn receive(
                 });
                 last = Instant::now();
             }
-            _ => {}
         }
         if done.load(Ordering::Acquire) {
             if out.len() as u64 >= sent.load(Ordering::Acquire) || last.elapsed() > idle {
@@ -452,6 +517,53 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// linkem's own lateness in direction `dir`: (mean ms, max ms, frames over 1 ms).
+fn lateness(stats: &str, dir: &str) -> (f64, f64, u64) {
+    (
+        stat(stats, dir, "late_ms").parse().unwrap(),
+        stat(stats, dir, "late_max_ms").parse().unwrap(),
+        stat_u64(stats, dir, "late_over_1ms"),
+    )
+}
+
+/// Checks the late tail of one-way delays `owd` (ns) against the model's
+/// `bound`: at most a `share` of the frames may be over `bound` + `slack`,
+/// besides those linkem itself reported over 1 ms late; and none over the
+/// bound + 10 ms + linkem's largest lateness.
+///
+/// Both clocks of a delay are the kernel's (send stamp just before sendto,
+/// kernel receive stamp), and linkem takes arrivals from kernel stamps, so
+/// what lies beyond the model is linkem's departure lateness, which it
+/// counts (`late_*` in its stats). On a machine that is otherwise idle that
+/// is under 1 ms for every frame. On a busy host (a hypervisor's steal time
+/// was seen to add 5-20 ms to a few % of frames) the frames linkem knows it
+/// sent late are not the model's error, and are let through; frames late
+/// without linkem knowing are.
+fn assert_tail(owd: &[f64], bound: f64, slack: f64, share: f64, stats: &str) {
+    let (_, late_max, late_frames) = lateness(stats, "up");
+    // A shell that is late most of the time is broken (or the machine far
+    // too busy to measure anything on), whatever it reports.
+    assert!(
+        late_frames * 4 <= owd.len() as u64,
+        "linkem reports {late_frames} of {} frames over 1 ms late\n{stats}",
+        owd.len()
+    );
+    let over = owd.iter().filter(|&&d| d > bound + slack).count() as u64;
+    let allowed = (owd.len() as f64 * share).floor() as u64 + late_frames;
+    assert!(
+        over <= allowed,
+        "{over} of {} frames over {:.3} ms (allowed {allowed}: {late_frames} reported late by linkem)\n{stats}",
+        owd.len(),
+        (bound + slack) / MS
+    );
+    let max = owd.iter().copied().fold(0.0, f64::max);
+    assert!(
+        max <= bound + 10.0 * MS + late_max * MS,
+        "max {:.3} ms\n{stats}",
+        max / MS
+    );
+}
+
 fn assert_in_order(rx: &[Rx]) {
     for w in rx.windows(2) {
         assert!(
@@ -515,13 +627,18 @@ fn delay_is_within_2_percent_at_low_load() {
     );
     // Never early (the model schedules exactly; the shell can only be late).
     assert!(min >= want - 0.05 * MS, "early: {min}");
-    // Median within 0.3 ms, p90 within 2 %. The tail is the scheduler's: with
-    // both cores busy (a kernel build), p99 reaches +1 ms and single packets
-    // +5 ms, so only gross lateness fails.
-    let p90 = percentile(&mut owd, 0.9);
+    // Median within 0.3 ms, p90 within 2 % (beside frames linkem reports
+    // late: see assert_tail).
     assert!((p50 - want).abs() <= 0.3 * MS, "p50 {p50}");
-    assert!(p90 <= want * 1.02, "p90 {p90}");
-    assert!(max <= want + 10.0 * MS, "max {max}");
+    let stats = lab.ctl("stats");
+    assert_tail(&owd, want, 0.02 * want, 0.1, &stats);
+    assert_tail(&owd, want, 1.0 * MS, 0.01, &stats);
+    // linkem's own lateness stat is a part of what the receiver saw: every
+    // frame left linkem at least `want` after it was sent, plus its lateness.
+    let (late_mean, late_max, _) = lateness(&stats, "up");
+    eprintln!("delay: linkem lateness mean {late_mean:.3} max {late_max:.3} ms");
+    assert!(late_max * MS <= max - want + 0.01 * MS, "{stats}");
+    assert!(late_mean <= late_max, "{stats}");
 }
 
 #[test]
@@ -550,15 +667,19 @@ fn jitter_spreads_delay_without_reordering() {
     // Uniform in [15, 25] ms, pushed up a little where a frame waits for the
     // previous one (5 ms apart, order kept).
     assert!(min >= 15.0 * MS - 0.05 * MS, "min {min}");
-    // Late tail: see the delay test.
-    let p99 = percentile(&mut owd, 0.99);
-    assert!(p99 <= 25.0 * MS + 1.0 * MS, "p99 {p99}");
-    assert!(max <= 25.0 * MS + 10.0 * MS, "max {max}");
+    let stats = lab.ctl("stats");
+    assert_tail(&owd, 25.0 * MS, 1.0 * MS, 0.01, &stats);
     assert!(
         p10 < 17.5 * MS && p90 > 22.5 * MS,
         "spread p10 {p10} p90 {p90}"
     );
-    assert!((19.5 * MS..21.5 * MS).contains(&mean), "mean {mean}");
+    // The mean, less what linkem reports it added by waking late.
+    let (late_mean, _, _) = lateness(&stats, "up");
+    let model_mean = mean - late_mean * MS;
+    assert!(
+        (19.5 * MS..21.5 * MS).contains(&model_mean),
+        "mean {mean}, {late_mean} ms of it linkem's lateness"
+    );
 }
 
 #[test]
@@ -609,13 +730,11 @@ fn queue_limit_bounds_queuing_delay() {
         max / MS,
         bound / MS
     );
-    // End to end, p99 within 1.5 ms of the bound (single packets can be a
-    // few ms later on a busy machine: see the delay test); the model's own
-    // queue delay, exact, is checked on linkem's stats below.
-    assert!(p99 <= bound + 1.5 * MS, "p99 {p99}");
-    assert!(max <= bound + 10.0 * MS, "max {max}");
-    assert!(p50 >= bound - 3.0 * MS, "queue never filled: p50 {p50}");
+    // End to end, p99 within 1.5 ms of the bound (see assert_tail); the
+    // model's own queue delay, exact, is checked on linkem's stats below.
     let stats = lab.ctl("stats");
+    assert_tail(&owd, bound, 1.5 * MS, 0.01, &stats);
+    assert!(p50 >= bound - 3.0 * MS, "queue never filled: p50 {p50}");
     assert!(stat_u64(&stats, "up", "drop_queue") > 0, "{stats}");
     let qmax: f64 = stat(&stats, "up", "queue_max_ms").parse().unwrap();
     assert!(qmax <= 20.0 + ser(10e6) / MS, "{stats}");
