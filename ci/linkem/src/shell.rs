@@ -87,7 +87,7 @@ const MAX_STAMP_AGE: Nanos = 1_000_000_000;
 /// has one (converted with `offset`, see [`realtime_offset`]), so that a late
 /// read does not delay the frame; else `read`, when linkem read it. Never
 /// after `read`, nor older than [`MAX_STAMP_AGE`].
-pub fn arrival_time(stamp: Option<u64>, offset: i64, read: Nanos) -> Nanos {
+fn arrival_time(stamp: Option<u64>, offset: i64, read: Nanos) -> Nanos {
     let Some(stamp) = stamp else {
         return read;
     };
