@@ -247,6 +247,19 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         row.tcp_retx.1,
         row.tcp_retx.0
     );
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        // Counters as the TCP run left them (the UDP run below adds its own).
+        eprintln!(
+            "--- after TCP: linkem\n{}",
+            topo.linkem(&env.linkem, &["stats"])
+        );
+        for (sock, what) in [
+            (topo.router_sock(), "router"),
+            (topo.conc_sock(), "concentrator"),
+        ] {
+            eprintln!("--- after TCP: {what}\n{}", lab::status(&env.braidd, &sock));
+        }
+    }
     row.udp_offered = row.rate_sum * 0.85;
     let b = format!("{:.1}M", row.udp_offered);
     row.udp = lab::iperf3(
