@@ -59,6 +59,10 @@ pub const QUEUE_EASE: Duration = Duration::from_millis(5);
 pub const QUEUE_EASE_SPAN: Duration = Duration::from_millis(60);
 /// Most the pacer may be behind (queued in braid) before the path counts as full.
 pub const MAX_BACKLOG: Duration = Duration::from_millis(15);
+/// Most the pacer may be behind for a TCP packet while the connection is in
+/// its drop grace: the round trip after it dropped a TCP packet, in which the
+/// sender cannot yet have slowed down (see `Connection::send`).
+pub const GRACE_BACKLOG: Duration = Duration::from_millis(45);
 /// Least extra one-way delay, over the fastest usable path's, that a TCP packet
 /// of the aggregate class may be given by spilling onto a slower path (see
 /// [`tcp_spread_limit`]).
@@ -338,11 +342,17 @@ impl Path {
     /// a delay from now; `None` if the path is not usable, suspect, or its pacer
     /// is full.
     pub fn arrival(&self, now: Instant, size: usize) -> Option<Duration> {
+        self.arrival_within(now, size, MAX_BACKLOG)
+    }
+
+    /// [`Path::arrival`] with the pacer full past `limit` instead of
+    /// [`MAX_BACKLOG`].
+    pub fn arrival_within(&self, now: Instant, size: usize, limit: Duration) -> Option<Duration> {
         if !self.usable() || self.suspect(now) {
             return None;
         }
         let backlog = self.next_send.saturating_since(now);
-        if backlog > MAX_BACKLOG {
+        if backlog > limit {
             return None;
         }
         Some(backlog + self.tx_time(size) + self.min_rtt() / 2)

@@ -479,3 +479,60 @@ fn up_probes_are_padded_only_while_traffic_wants_more() {
     assert!(lost <= sent / 1000, "{lost} of {sent} lost");
     assert_in_order(&s, 1);
 }
+
+/// When the pacers are full, one aggregate packet is dropped (the congestion
+/// signal), and the rest of that round trip's overshoot is queued, up to
+/// GRACE_BACKLOG, instead of dropped: the sender cannot slow down before it
+/// sees the loss, and more drops would only cost it retransmissions.
+#[test]
+fn one_drop_per_round_trip_then_the_overshoot_queues() {
+    use braid_tunnel::path::{GRACE_BACKLOG, MAX_BACKLOG};
+    use braid_tunnel::time::Instant;
+
+    let mut s = Sim::symmetric(29, &[LinkSpec::new(20.0, 10.0)]);
+    s.flows.push(Flow::cbr(
+        1,
+        Class::Aggregate,
+        5.0,
+        1400,
+        secs(0.5),
+        secs(2.5),
+    ));
+    s.run_until(secs(3.0));
+    let rate = s.router.paths().next().unwrap().pacing_rate;
+    assert!(rate > 0);
+    let now = Instant::from_micros(3_000_000);
+    // A TCP segment of 1400 bytes (IPv4, protocol 6).
+    let mut tcp = vec![0u8; 1400];
+    tcp[0] = 0x45;
+    tcp[2..4].copy_from_slice(&1400u16.to_be_bytes());
+    tcp[9] = 6;
+    // Packets on the wire: ours plus the tunnel's 44 bytes.
+    let ms_of = |n: u32| f64::from(n) * 1444.0 / rate as f64 * 1000.0;
+    let burst = |s: &mut Sim| {
+        (0..2000)
+            .take_while(|_| s.router.send(now, Class::Aggregate, &tcp).is_ok())
+            .count() as u32
+    };
+    let dropped = s.router.stats().tx_dropped;
+    let before = burst(&mut s);
+    let during = burst(&mut s);
+    eprintln!(
+        "accepted {before} ({:.1} ms) before the drop, {during} ({:.1} ms) after",
+        ms_of(before),
+        ms_of(during)
+    );
+    assert_eq!(s.router.stats().tx_dropped, dropped + 2);
+    let max_ms = MAX_BACKLOG.as_secs_f64() * 1000.0;
+    let grace_ms = GRACE_BACKLOG.as_secs_f64() * 1000.0;
+    // First the pacer fills to MAX_BACKLOG and one packet is dropped...
+    assert!((ms_of(before) - max_ms).abs() < 2.0, "{before}");
+    // ...then it takes up to GRACE_BACKLOG more before the next drop.
+    assert!(
+        (ms_of(before + during) - grace_ms).abs() < 2.0,
+        "{during} more"
+    );
+    // Over GRACE_BACKLOG every packet is dropped, grace or not.
+    assert_eq!(burst(&mut s), 0);
+    assert_eq!(s.router.stats().tx_dropped, dropped + 3);
+}

@@ -257,6 +257,9 @@ pub struct Connection {
     store: VecDeque<Stored>,
     /// When to consider padding each path's up-probe next.
     pad_at: [Option<Instant>; MAX_PATHS],
+    /// Until when TCP packets may fill the pacers to GRACE_BACKLOG: a round
+    /// trip after a TCP packet was dropped (see `send`).
+    drop_grace: Instant,
     staged: VecDeque<(Class, Vec<u8>)>,
     seq: [u32; CLASSES],
     reorder: [Reorder; CLASSES],
@@ -306,6 +309,7 @@ impl Connection {
             queues: Default::default(),
             store: VecDeque::new(),
             pad_at: [None; MAX_PATHS],
+            drop_grace: Instant::ZERO,
             staged: VecDeque::new(),
             seq: [0; CLASSES],
             reorder: [
@@ -504,24 +508,32 @@ impl Connection {
                 .flatten()
                 .filter(move |p| !(p.config.backup && any_primary))
         };
+        let bulk = class == Class::Aggregate;
+        let limit = if bulk && now < self.drop_grace {
+            crate::path::GRACE_BACKLOG
+        } else {
+            crate::path::MAX_BACKLOG
+        };
         for p in candidates() {
             let arrival = if class.priority() {
                 p.arrival_unloaded(now, size)
             } else {
-                p.arrival(now, size)
+                p.arrival_within(now, size, limit)
             };
             if let Some(a) = arrival {
                 let _ = ranked.push((p.penalised(a), p.id, a));
             }
         }
-        if class == Class::Aggregate && is_tcp(packet) {
+        // The latest unloaded arrival of a path this packet may use.
+        let mut latest = Duration::MAX;
+        if bulk && is_tcp(packet) {
             // The bound is on delay alone: a degraded path that is near in delay
             // stays available (it ranks lower), a far one does not.
             let fastest = candidates()
                 .filter_map(|p| p.arrival_unloaded(now, size))
                 .min();
             if let Some(fastest) = fastest {
-                let latest = fastest + crate::path::MAX_BACKLOG + tcp_spread_limit(fastest);
+                latest = fastest + crate::path::MAX_BACKLOG + tcp_spread_limit(fastest);
                 ranked.retain(|&(_, _, arrival)| arrival <= latest);
             }
         }
@@ -532,6 +544,20 @@ impl Connection {
         };
         if ranked.is_empty() {
             self.stats.tx_dropped += 1;
+            if bulk && now >= self.drop_grace {
+                // One drop is the congestion signal; the sender (TCP, QUIC)
+                // cannot react before it has seen the loss, a round trip
+                // later. Dropping the rest of that round's overshoot too costs
+                // retransmissions and no more slowing down (one reduction per
+                // window), so the pacers take up to GRACE_BACKLOG until then:
+                // at most one drop per round trip below that.
+                let rtt = candidates()
+                    .filter(|p| p.arrival_unloaded(now, size).is_some_and(|a| a <= latest))
+                    .map(Path::rtt_bound)
+                    .max()
+                    .unwrap_or_default();
+                self.drop_grace = now + rtt + crate::path::MAX_BACKLOG;
+            }
             return Err(SendError::Dropped);
         }
         let seq = self.seq[class as usize];
