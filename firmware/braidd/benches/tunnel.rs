@@ -6,7 +6,9 @@
 //! concentrator), and kernel MPTCP end to end with one subflow per link. Then
 //! braidd: iperf3 TCP and UDP from the LAN host to the server through the
 //! tunnel, a 50 pps UDP probe idle and under the TCP load, TCP retransmissions
-//! counted by the sender's kernel, and the router braidd's peak RSS. The
+//! counted by the sender's kernel, the router braidd's peak RSS, and the
+//! share of frames linkem sent over 1 ms late meanwhile (a machine too busy
+//! to emulate the links shows there, not as a tunnel figure). The
 //! failover scenario F runs a bulk TCP flow, an aggregate-class probe and a
 //! redundant-class probe while the better link is cut for 10 s, for braidd and
 //! for MPTCP, and writes a throughput-over-time SVG.
@@ -90,6 +92,28 @@ struct Row {
     loaded: Option<Probe>,
     hwm_kib: Option<u64>,
     reorder: String,
+    /// linkem frames sent over 1 ms after their time, and all frames it sent,
+    /// during braidd's runs: how far the machine kept up with the emulation.
+    lem_late: (u64, u64),
+}
+
+/// Sums `late_over_1ms` and `out_frames` over linkem's stats lines.
+fn lem_lateness(stats: &str) -> (u64, u64) {
+    let field = |l: &str, key: &str| -> u64 {
+        l.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    stats
+        .lines()
+        .filter(|l| l.starts_with("path="))
+        .fold((0, 0), |(late, all), l| {
+            (
+                late + field(l, "late_over_1ms="),
+                all + field(l, "out_frames="),
+            )
+        })
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -173,6 +197,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     }
 
     // braidd.
+    let lem0 = lem_lateness(&topo.linkem(&env.linkem, &["stats"]));
     topo.start_braidd(&env.braidd, "redundant_ports = [5060]");
     let _ = wait_until(Duration::from_secs(5), || {
         let st = lab::status(&env.braidd, &topo.router_sock());
@@ -285,6 +310,8 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
             eprintln!("--- {what} links\n{}", lab::exec(ns, &["ip", "-s", "link"]));
         }
     }
+    let lem1 = lem_lateness(&topo.linkem(&env.linkem, &["stats"]));
+    row.lem_late = (lem1.0 - lem0.0, lem1.1 - lem0.1);
     row.hwm_kib = topo.router_hwm_kib();
     let st = lab::status(&env.braidd, &topo.router_sock());
     row.reorder = st
@@ -309,10 +336,10 @@ fn pct(a: f64, b: f64) -> String {
 
 fn table(rows: &[Row]) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "| scenario | single TCP, best link | MPTCP end to end | braidd TCP | braidd ÷ link rates | braidd ÷ Σ single-TCP | retransmitted segments (MPTCP / braidd) | braidd: reorder events / spurious retransmits (D-SACK) | braidd UDP received (loss) | probe p95 idle → loaded (ms) | added p95 (ms) | router VmHWM |");
+    let _ = writeln!(t, "| scenario | single TCP, best link | MPTCP end to end | braidd TCP | braidd ÷ link rates | braidd ÷ Σ single-TCP | retransmitted segments (MPTCP / braidd) | braidd: reorder events / spurious retransmits (D-SACK) | braidd UDP received (loss) | probe p95 idle → loaded (ms) | added p95 (ms) | router VmHWM | linkem frames > 1 ms late |");
     let _ = writeln!(
         t,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in rows {
         let best = r.single.iter().copied().fold(0.0, f64::max);
@@ -327,7 +354,7 @@ fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             t,
-            "| {} ({}) | {:.1} | {:.1} ({}) | {:.1} | {} | {} | {} / {} | {} / {} | {:.1} of {:.1} ({:.2}%) | {} → {} | {} | {} |",
+            "| {} ({}) | {:.1} | {:.1} ({}) | {:.1} | {} | {} | {} / {} | {} / {} | {:.1} of {:.1} ({:.2}%) | {} → {} | {} | {} | {} |",
             r.name,
             r.what,
             best / 1e6,
@@ -347,6 +374,7 @@ fn table(rows: &[Row]) -> String {
             ms(loaded),
             added,
             r.hwm_kib.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+            pct(r.lem_late.0 as f64, r.lem_late.1 as f64),
         );
     }
     t
