@@ -59,32 +59,14 @@ const RX_ROUNDS: usize = 4;
 /// Longest control request.
 const MAX_REQUEST: usize = 4096;
 
-/// Now on CLOCK_MONOTONIC, in ns (shared by every network namespace, so test
-/// tools can timestamp packets on the same clock).
-pub fn now() -> Nanos {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .unwrap_or(TimeSpec::new(0, 0));
-    (t.tv_sec() as u64) * 1_000_000_000 + t.tv_nsec() as u64
-}
-
-/// CLOCK_REALTIME minus CLOCK_MONOTONIC now, in ns: converts the kernel's
-/// receive stamps (real time) to the model's clock. Read between two
-/// monotonic reads, so the error is half a clock read.
-fn realtime_offset() -> i64 {
-    let m1 = now();
-    let r =
-        nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).unwrap_or(TimeSpec::new(0, 0));
-    let m2 = now();
-    let real = r.tv_sec() * 1_000_000_000 + r.tv_nsec();
-    real - (m1 / 2 + m2 / 2) as i64
-}
+pub use sys::now;
 
 /// Longest a kernel receive stamp may lie before the read: older means the
 /// real-time clock was stepped (a frame cannot wait that long unread).
 const MAX_STAMP_AGE: Nanos = 1_000_000_000;
 
 /// A frame's arrival on the model's clock: its kernel receive stamp if it
-/// has one (converted with `offset`, see [`realtime_offset`]), so that a late
+/// has one (converted with `offset`, see [`sys::realtime_offset`]), so that a late
 /// read does not delay the frame; else `read`, when linkem read it. Never
 /// after `read`, nor older than [`MAX_STAMP_AGE`].
 fn arrival_time(stamp: Option<u64>, offset: i64, read: Nanos) -> Nanos {
@@ -368,7 +350,7 @@ impl Lem {
                 }
             };
             let t = now();
-            let offset = realtime_offset();
+            let offset = sys::realtime_offset();
             for k in 0..got {
                 let fresh = self.packet();
                 let p = std::mem::replace(&mut self.rx[k], fresh);

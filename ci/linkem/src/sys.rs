@@ -19,7 +19,29 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use nix::sys::time::TimeSpec;
+use nix::time::{clock_gettime, ClockId};
+
 use crate::model::Frame;
+use crate::units::Nanos;
+
+/// Now on CLOCK_MONOTONIC, in ns (shared by every network namespace, so test
+/// tools can timestamp packets on the same clock).
+pub fn now() -> Nanos {
+    let t = clock_gettime(ClockId::CLOCK_MONOTONIC).unwrap_or(TimeSpec::new(0, 0));
+    (t.tv_sec() as u64) * 1_000_000_000 + t.tv_nsec() as u64
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC now, in ns: converts the kernel's
+/// receive stamps (SO_TIMESTAMPNS, real time) to [`now`]'s clock. Read
+/// between two monotonic reads, so the error is half a clock read.
+pub fn realtime_offset() -> i64 {
+    let m1 = now();
+    let r = clock_gettime(ClockId::CLOCK_REALTIME).unwrap_or(TimeSpec::new(0, 0));
+    let m2 = now();
+    let real = r.tv_sec() * 1_000_000_000 + r.tv_nsec();
+    real - (m1 / 2 + m2 / 2) as i64
+}
 
 /// Moves the calling thread to SCHED_FIFO at `priority` (1-99).
 pub fn set_fifo(priority: u8) -> io::Result<()> {

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use std::os::fd::AsRawFd;
 
+use braid_linkem::sys::{now as now_ns, realtime_offset};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
@@ -40,20 +41,6 @@ const FRAME: usize = PAYLOAD + 42;
 const A_IP: &str = "10.9.0.1";
 const B_IP: &str = "10.9.0.2";
 const PORT: u16 = 9000;
-
-/// CLOCK_REALTIME minus CLOCK_MONOTONIC, to put kernel receive stamps on
-/// the monotonic clock of the send stamps.
-fn realtime_offset() -> i64 {
-    let m1 = now_ns();
-    let r = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).unwrap();
-    let m2 = now_ns();
-    r.tv_sec() * 1_000_000_000 + r.tv_nsec() - (m1 / 2 + m2 / 2) as i64
-}
-
-fn now_ns() -> u64 {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
-    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-}
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0])
