@@ -145,7 +145,7 @@ async fn serve(
                     let _ = socket.try_send_to(&buf[..t.len], *to);
                 }
             }
-            while let Some(p) = conn.poll_deliver() {
+            while let Some(p) = conn.poll_deliver(now) {
                 tun.send(&p)?;
             }
             while let Some(e) = conn.poll_event() {

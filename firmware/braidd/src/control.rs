@@ -105,6 +105,12 @@ impl Status {
                 r.delivered, r.reordered, r.duplicates, r.late, r.skipped, r.repaired
             );
         }
+        let r = conn.release_stats();
+        let _ = writeln!(
+            s,
+            "release aggregate paced={} max_queued={}",
+            r.paced, r.max_queued
+        );
         s
     }
 

@@ -113,7 +113,7 @@ async fn serve(
                 }
             }
         }
-        while let Some(p) = conn.poll_deliver() {
+        while let Some(p) = conn.poll_deliver(now) {
             tun.send(&p)?;
         }
         while let Some(e) = conn.poll_event() {

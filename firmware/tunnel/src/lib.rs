@@ -27,6 +27,7 @@ pub mod endpoint;
 pub mod filter;
 pub mod handshake;
 pub mod path;
+pub mod release;
 pub mod reorder;
 mod selftest;
 pub mod time;

@@ -10,7 +10,9 @@
 //! carried by a satellite path arrive that much after later packets carried by
 //! DSL); the redundant class, low-rate by nature, 256. A packet more than the
 //! capacity ahead of the next expected one forces the head forward (what was
-//! missing counts as lost), so memory never grows beyond the bound.
+//! missing counts as lost), so memory never grows beyond the bound. What it
+//! releases of the aggregate class then waits in [`crate::release`], which has
+//! its own bound.
 //!
 //! # Timeout
 //! When the next expected packet is missing, the packets behind it wait at most

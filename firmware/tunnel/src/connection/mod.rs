@@ -9,13 +9,15 @@
 //! * [`Connection::send`] with every IP packet from the LAN;
 //! * [`Connection::poll_transmit`] until it returns `None`, sending each datagram
 //!   on the path it names;
-//! * [`Connection::poll_deliver`] until `None`, writing each IP packet to TUN;
+//! * [`Connection::poll_deliver`] until `None`, writing each IP packet to TUN
+//!   (the aggregate class leaves paced, see [`crate::release`]: what waits is
+//!   due at [`Connection::poll_timeout`]);
 //! * [`Connection::handle_timeout`] when [`Connection::poll_timeout`] expires.
 //!
 //! Inside: the handshake and rekeying, per-path estimators and pacers
 //! ([`crate::path`]), the earliest-arrival scheduler with per-class modes, per-path
-//! reports (which are also the heartbeats), per-class reorder buffers, and loss
-//! repair.
+//! reports (which are also the heartbeats), per-class reorder buffers, the
+//! paced release of what they put back in order, and loss repair.
 //!
 //! # Loss repair
 //! A WAN loses packets that no congestion explains (LTE's radio, a noisy DSL
@@ -45,6 +47,7 @@ use crate::control::{Control, Nack, NackRange, PathReport, Report, MAX_ENCODED_L
 use crate::filter::ClockDelta;
 use crate::handshake::{self, Initiation, LocalIdentity, RemoteIdentity, SessionKeys, Tai64n};
 use crate::path::{tcp_spread_limit, Path, PathConfig, PathInfo, PathState};
+use crate::release::{Release, ReleaseStats};
 use crate::reorder::{Reorder, ReorderStats};
 use crate::time::Instant;
 use crate::wire::{
@@ -263,7 +266,10 @@ pub struct Connection {
     staged: VecDeque<(Class, Vec<u8>)>,
     seq: [u32; CLASSES],
     reorder: [Reorder; CLASSES],
+    /// In-order packets of the priority classes, for the LAN at once.
     delivered: VecDeque<Vec<u8>>,
+    /// In-order packets of the aggregate class, paced toward the LAN.
+    release: Release,
     events: VecDeque<Event>,
     stats: Stats,
     path_rr: u8,
@@ -318,6 +324,7 @@ impl Connection {
                 Reorder::with_capacity(256),
             ],
             delivered: VecDeque::new(),
+            release: Release::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
             path_rr: 0,
@@ -474,9 +481,17 @@ impl Connection {
         self.events.pop_front()
     }
 
-    /// The next IP packet for the LAN, in order, if any.
-    pub fn poll_deliver(&mut self) -> Option<Vec<u8>> {
-        self.delivered.pop_front()
+    /// Counters of the aggregate class's paced release toward the LAN.
+    pub fn release_stats(&self) -> ReleaseStats {
+        self.release.stats()
+    }
+
+    /// The next IP packet for the LAN at `now`, in order within its class, if
+    /// any. Priority classes come first; the aggregate class is paced
+    /// ([`crate::release`]), so `None` may leave packets waiting until
+    /// [`Connection::poll_timeout`].
+    pub fn poll_deliver(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.delivered.pop_front().or_else(|| self.release.pop(now))
     }
 
     // --- Sending --------------------------------------------------------------
@@ -775,8 +790,11 @@ impl Connection {
             InnerKind::Data => {
                 self.rx[usize::from(path)].on_data(now);
                 let class = usize::from(repr.class).min(CLASSES - 1);
-                let delivered = &mut self.delivered;
-                let mut deliver = |p: &[u8]| delivered.push_back(p.to_vec());
+                if class == Class::Aggregate as usize {
+                    self.release.on_arrival(inner.payload().len());
+                }
+                let mut deliver =
+                    Self::deliverer(class, now, &mut self.delivered, &mut self.release);
                 if repr.flags & InnerRepr::FLAG_REPAIR != 0 {
                     self.reorder[class].push_repair(now, repr.seq, inner.payload(), &mut deliver);
                 } else {
@@ -974,6 +992,7 @@ impl Connection {
         for r in &self.reorder {
             take(r.deadline());
         }
+        take(self.release.next_release());
         if self.is_established() {
             for (i, p) in self.paths.iter().enumerate() {
                 if let Some(p) = p {
@@ -1001,9 +1020,9 @@ impl Connection {
                 self.events.push_back(Event::PathDown(i as u8));
             }
         }
-        for r in &mut self.reorder {
-            let delivered = &mut self.delivered;
-            r.on_timeout(now, &mut |p: &[u8]| delivered.push_back(p.to_vec()));
+        for (class, r) in self.reorder.iter_mut().enumerate() {
+            let mut deliver = Self::deliverer(class, now, &mut self.delivered, &mut self.release);
+            r.on_timeout(now, &mut deliver);
         }
         self.update_reorder_floor(now);
         if self.is_established() {
@@ -1014,6 +1033,23 @@ impl Connection {
                 if due {
                     self.queue_report(now, id);
                 }
+            }
+        }
+    }
+
+    /// Where a reorder buffer of `class` puts the packets it releases: the
+    /// aggregate class into the paced release, the others straight out.
+    fn deliverer<'a>(
+        class: usize,
+        now: Instant,
+        delivered: &'a mut VecDeque<Vec<u8>>,
+        release: &'a mut Release,
+    ) -> impl FnMut(&[u8]) + 'a {
+        move |p: &[u8]| {
+            if class == Class::Aggregate as usize {
+                release.push(now, p.to_vec());
+            } else {
+                delivered.push_back(p.to_vec());
             }
         }
     }

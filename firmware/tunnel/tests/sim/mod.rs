@@ -463,7 +463,7 @@ impl Sim {
                     l.send(now, d);
                 }
             }
-            while let Some(pkt) = c.poll_deliver() {
+            while let Some(pkt) = c.poll_deliver(cnow) {
                 self.arrivals.push(parse_arrival(&pkt, now));
             }
         }
