@@ -28,7 +28,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     let clock = Clock::start();
-    let (mut net, tun, tun_index) = crate::net::open_tun(&cfg.tun, c.address).await?;
+    // Routers may reach an IPv6 socket over IPv4 (mapped): size for the larger header.
+    let mtu = crate::io::tun_mtu(c.listen.is_ipv6());
+    let (mut net, tun, tun_index) = crate::net::open_tun(&cfg.tun, c.address, mtu).await?;
     for p in &c.peers {
         for (dest, len) in &p.routes {
             net.add_route(*dest, *len, tun_index, None, 254).await?;

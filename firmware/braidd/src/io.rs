@@ -15,9 +15,21 @@ use crate::tun::Tun;
 
 /// Largest datagram or packet read.
 pub const BUF: usize = 2048;
-/// MTU of the TUN device: 1500 minus the tunnel's overhead (44) and an IPv4 UDP
-/// header (28), rounded down to a multiple of 8, as WireGuard's 1420.
-pub const TUN_MTU: u32 = 1424;
+/// MTU of the TUN device when the tunnel runs over IPv4: 1500 minus the
+/// tunnel's overhead (44) and an IPv4 UDP header (28), so a full-size packet
+/// fills a 1500-byte WAN exactly.
+pub const TUN_MTU_V4: u32 = 1428;
+/// The same over IPv6, whose header is 20 bytes longer.
+pub const TUN_MTU_V6: u32 = 1408;
+
+/// The TUN MTU for a tunnel whose outer packets are IPv6 or not.
+pub fn tun_mtu(outer_v6: bool) -> u32 {
+    if outer_v6 {
+        TUN_MTU_V6
+    } else {
+        TUN_MTU_V4
+    }
+}
 
 /// The core's clock: microseconds since braidd started.
 #[derive(Clone, Copy)]

@@ -220,17 +220,18 @@ impl Net {
     }
 }
 
-/// Opens the TUN device `name`, brings it up with the tunnel's MTU and gives it
+/// Opens the TUN device `name`, brings it up with `mtu` and gives it
 /// `address`: the start both modes share. Returns the netlink handle (which
 /// remembers what it installed), the device and its interface index.
 pub async fn open_tun(
     name: &str,
     address: (std::net::IpAddr, u8),
+    mtu: u32,
 ) -> std::io::Result<(Net, std::sync::Arc<crate::tun::Tun>, u32)> {
     let net = Net::open()?;
     let tun = std::sync::Arc::new(crate::tun::Tun::open(name)?);
     let index = net.index(name).await?;
-    net.up(index, crate::io::TUN_MTU).await?;
+    net.up(index, mtu).await?;
     net.add_address(index, address.0, address.1).await?;
     Ok((net, tun, index))
 }

@@ -33,7 +33,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     let clock = Clock::start();
-    let (mut net, tun, tun_index) = crate::net::open_tun(&cfg.tun, r.address).await?;
+    let mtu = crate::io::tun_mtu(r.concentrator.is_ipv6());
+    let (mut net, tun, tun_index) = crate::net::open_tun(&cfg.tun, r.address, mtu).await?;
     let result = serve(cfg, r, &clock, &mut net, tun, tun_index, shutdown).await;
     net.remove_installed().await;
     result
