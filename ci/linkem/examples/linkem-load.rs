@@ -18,6 +18,7 @@ use std::os::fd::AsFd;
 use std::thread;
 use std::time::Duration;
 
+use braid_linkem::sys::now as now_ns;
 use clap::Parser;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{setns, CloneFlags};
@@ -46,11 +47,6 @@ struct Args {
     streams: Vec<String>,
 }
 
-fn now_ns() -> u64 {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
-    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-}
-
 fn socket_in(ns: &str, bind: String) -> UdpSocket {
     let path = format!("/run/netns/{ns}");
     thread::spawn(move || {
@@ -61,6 +57,7 @@ fn socket_in(ns: &str, bind: String) -> UdpSocket {
         let _ =
             nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::SndBufForce, &(4 << 20));
         s.set_nonblocking(true).unwrap();
+        braid_linkem::sys::enable_rx_stamps(&s).unwrap();
         s
     })
     .join()
@@ -163,10 +160,11 @@ fn main() {
             .map(|r| PollFd::new(r.as_fd(), PollFlags::POLLIN))
             .collect();
         let _ = poll(&mut fds, PollTimeout::from(50u16));
+        let offset = braid_linkem::sys::realtime_offset();
         for (i, r) in receivers.iter().enumerate() {
-            while let Ok(n) = r.recv(&mut buf) {
+            // Kernel receive stamps: this loop's own wake-ups are not linkem's error.
+            while let Ok((n, t)) = braid_linkem::sys::recv_stamped(r, &mut buf, offset) {
                 if n >= 16 {
-                    let t = now_ns();
                     got[i].push((u64::from_le_bytes(buf[8..16].try_into().unwrap()), t));
                 }
             }

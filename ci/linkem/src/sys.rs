@@ -25,6 +25,46 @@ use nix::time::{clock_gettime, ClockId};
 use crate::model::Frame;
 use crate::units::Nanos;
 
+/// Turns on kernel receive stamps (SO_TIMESTAMPNS) on a socket, for
+/// [`recv_stamped`].
+pub fn enable_rx_stamps(sock: &impl AsFd) -> io::Result<()> {
+    nix::sys::socket::setsockopt(sock, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
+        .map_err(io::Error::from)
+}
+
+/// Reads one datagram into `buf`: its length and when it arrived on [`now`]'s
+/// clock. That is the kernel's receive stamp, converted with `offset` (see
+/// [`realtime_offset`]) and never after the read, so a reader that was not
+/// scheduled at once does not count its own lateness; without a stamp, the
+/// time of the read.
+pub fn recv_stamped(
+    sock: &impl AsRawFd,
+    buf: &mut [u8],
+    offset: i64,
+) -> io::Result<(usize, Nanos)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut cmsg = nix::cmsg_space!(TimeSpec);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )?;
+    let read = now();
+    let stamp = msg.cmsgs().ok().and_then(|mut c| {
+        c.find_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+            _ => None,
+        })
+    });
+    let at = stamp.map_or(read, |ts| {
+        let real = ts.tv_sec() * 1_000_000_000 + ts.tv_nsec();
+        u64::try_from(real - offset).map_or(read, |m| m.min(read))
+    });
+    Ok((msg.bytes, at))
+}
+
 /// Now on CLOCK_MONOTONIC, in ns (shared by every network namespace, so test
 /// tools can timestamp packets on the same clock).
 pub fn now() -> Nanos {

@@ -24,13 +24,9 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use std::os::fd::AsRawFd;
-
 use braid_linkem::sys::{now as now_ns, realtime_offset};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
-use nix::sys::time::TimeSpec;
 use nix::unistd::Pid;
 
 const MS: f64 = 1e6;
@@ -380,34 +376,14 @@ fn receive(
         .unwrap();
     // Kernel receive stamps: when the frame came out of linkem, not when this
     // thread got around to reading it.
-    setsockopt(sock, sockopt::ReceiveTimestampns, &true).unwrap();
+    braid_linkem::sys::enable_rx_stamps(sock).unwrap();
     let end = Instant::now() + limit;
     let mut last = Instant::now();
     let mut out = Vec::new();
     let mut buf = [0u8; 2048];
-    let mut cmsg = nix::cmsg_space!(TimeSpec);
     while Instant::now() < end {
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let got = recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::empty(),
-        );
-        if let Ok(msg) = got {
-            let read = now_ns();
-            let stamp = msg.cmsgs().ok().and_then(|mut c| {
-                c.find_map(|c| match c {
-                    ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
-                    _ => None,
-                })
-            });
-            let n = msg.bytes;
+        if let Ok((n, recv)) = braid_linkem::sys::recv_stamped(sock, &mut buf, realtime_offset()) {
             if n >= 16 {
-                let recv = stamp.map_or(read, |ts| {
-                    let real = ts.tv_sec() * 1_000_000_000 + ts.tv_nsec();
-                    u64::try_from(real - realtime_offset()).map_or(read, |m| m.min(read))
-                });
                 out.push(Rx {
                     seq: u64::from_le_bytes(buf[..8].try_into().unwrap()),
                     sent: u64::from_le_bytes(buf[8..16].try_into().unwrap()),
