@@ -92,6 +92,11 @@ struct Row {
     loaded: Option<Probe>,
     hwm_kib: Option<u64>,
     reorder: String,
+    /// The concentrator's reorder and release counters after the UDP run.
+    conc_reorder: String,
+    /// Datagrams the server's kernel dropped for a full socket buffer during
+    /// the UDP run: delivered by the tunnel, lost on the last hop.
+    udp_rcvbuf_errors: u64,
     /// linkem frames sent over 1 ms after their time, and all frames it sent,
     /// during braidd's runs: how far the machine kept up with the emulation.
     lem_late: (u64, u64),
@@ -114,6 +119,20 @@ fn lem_lateness(stats: &str) -> (u64, u64) {
                 all + field(l, "out_frames="),
             )
         })
+}
+
+/// The server's UDP `RcvbufErrors` counter (from /proc/net/snmp).
+fn rcvbuf_errors(ns: &str) -> u64 {
+    let snmp = lab::exec(ns, &["cat", "/proc/net/snmp"]);
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find_map(|(n, v)| (n == "RcvbufErrors").then(|| v.parse().ok()).flatten())
+        .unwrap_or(0)
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -287,6 +306,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     }
     row.udp_offered = row.rate_sum * 0.85;
     let b = format!("{:.1}M", row.udp_offered);
+    let rcvbuf0 = rcvbuf_errors(&srv);
     row.udp = lab::iperf3(
         &mut topo.lab,
         &srv,
@@ -296,10 +316,12 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         &[],
         &["-u", "-b", &b, "-l", "1300", "-t", "5"],
     );
+    row.udp_rcvbuf_errors = rcvbuf_errors(&srv).saturating_sub(rcvbuf0);
     eprintln!(
-        "  braidd UDP at {b}: {:.2} Mbit/s received, {:.2}% lost",
+        "  braidd UDP at {b}: {:.2} Mbit/s received, {:.2}% lost ({} at the server's full socket)",
         row.udp.bps / 1e6,
-        row.udp.lost_percent
+        row.udp.lost_percent,
+        row.udp_rcvbuf_errors
     );
     if std::env::var_os("BENCH_TRACE").is_some() {
         eprintln!("--- linkem\n{}", topo.linkem(&env.linkem, &["stats"]));
@@ -319,10 +341,13 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         .filter(|l| l.starts_with("reorder aggregate"))
         .collect();
     eprintln!("{st}");
-    eprintln!(
-        "--- concentrator\n{}",
-        lab::status(&env.braidd, &topo.conc_sock())
-    );
+    let cst = lab::status(&env.braidd, &topo.conc_sock());
+    row.conc_reorder = cst
+        .lines()
+        .filter(|l| l.starts_with("reorder aggregate") || l.starts_with("release aggregate"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    eprintln!("--- concentrator\n{cst}");
     row
 }
 
@@ -696,6 +721,10 @@ fn main() {
         println!("{}", table(&rows));
         for r in &rows {
             println!("{} router {}", r.name, r.reorder);
+            println!(
+                "{} concentrator (after UDP) {}; server UDP socket overflows {}",
+                r.name, r.conc_reorder, r.udp_rcvbuf_errors
+            );
         }
         println!();
     }
