@@ -43,6 +43,8 @@ pub const DRAIN: Duration = Duration::from_millis(50);
 pub const MIN_RATE: u64 = 1_250_000;
 /// Packets that may wait; beyond this they are released at once.
 pub const MAX_QUEUED: usize = 1024;
+/// A packet that waited this long counts as paced.
+pub const PACED_WAIT: Duration = Duration::from_millis(1);
 /// Each arriving byte lets this many leave.
 const ARRIVAL_CREDIT: i64 = 2;
 /// Tokens are counted in millionths of a byte, so that time adds them without
@@ -52,7 +54,8 @@ const UNIT: i64 = 1_000_000;
 /// Counters of the release pacer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReleaseStats {
-    /// Packets released later than they were queued: held back by the bucket.
+    /// Packets released [`PACED_WAIT`] or more after they were queued: held
+    /// back by the bucket (a caller's own loop takes microseconds).
     pub paced: u64,
     /// The most packets waiting at once.
     pub max_queued: u64,
@@ -139,7 +142,7 @@ impl Release {
         }
         let (queued, p) = self.queue.pop_front()?;
         self.queued_bytes -= p.len() as u64;
-        if now > queued {
+        if now.saturating_since(queued) >= PACED_WAIT {
             self.stats.paced += 1;
         }
         self.tokens -= p.len() as i64 * UNIT;

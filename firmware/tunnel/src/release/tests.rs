@@ -100,7 +100,7 @@ fn a_held_run_is_spread_out_and_drained() {
             "{n} packets in 5 ms from {t}"
         );
     }
-    assert!(r.stats().paced >= 680, "{:?}", r.stats());
+    assert!(r.stats().paced >= 600, "{:?}", r.stats());
     assert_eq!(r.stats().max_queued, 701);
 }
 
