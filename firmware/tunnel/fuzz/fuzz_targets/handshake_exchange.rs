@@ -144,10 +144,10 @@ fuzz_target!(|data: &[u8]| {
                 let _ = router.send(t, class, &[0x45; 60]);
             }
         }
-        while router.poll_deliver().is_some() {}
+        while router.poll_deliver(t).is_some() {}
         while router.poll_event().is_some() {}
         if let Some(c) = conc.connection(0) {
-            while c.poll_deliver().is_some() {}
+            while c.poll_deliver(t).is_some() {}
             while c.poll_event().is_some() {}
         }
         assert_eq!(conc.peers().len(), 1, "peer table grew");
