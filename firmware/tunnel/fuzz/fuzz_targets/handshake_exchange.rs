@@ -89,14 +89,18 @@ fuzz_target!(|data: &[u8]| {
             }
             // Deliver (or replay) a datagram to the concentrator, maybe corrupted.
             2 | 3 => {
-                let Some((&sel, rest)) = input.split_first() else { break };
+                let Some((&sel, rest)) = input.split_first() else {
+                    break;
+                };
                 input = rest;
                 if to_conc.is_empty() {
                     continue;
                 }
                 let mut d = to_conc[usize::from(sel) % to_conc.len()].clone();
                 if op % 8 == 3 {
-                    let Some((&pos, rest)) = input.split_first() else { break };
+                    let Some((&pos, rest)) = input.split_first() else {
+                        break;
+                    };
                     input = rest;
                     let i = usize::from(pos) % d.len().max(1);
                     if let Some(b) = d.get_mut(i) {
@@ -109,7 +113,9 @@ fuzz_target!(|data: &[u8]| {
             }
             // Deliver (or replay) a datagram to the router.
             4 => {
-                let Some((&sel, rest)) = input.split_first() else { break };
+                let Some((&sel, rest)) = input.split_first() else {
+                    break;
+                };
                 input = rest;
                 if to_router.is_empty() {
                     continue;
@@ -119,7 +125,9 @@ fuzz_target!(|data: &[u8]| {
             }
             // Raw fuzzer bytes to either side.
             5 | 6 => {
-                let Some((&len, rest)) = input.split_first() else { break };
+                let Some((&len, rest)) = input.split_first() else {
+                    break;
+                };
                 let len = (usize::from(len) * 2).min(rest.len());
                 let (bytes, rest) = rest.split_at(len);
                 input = rest;

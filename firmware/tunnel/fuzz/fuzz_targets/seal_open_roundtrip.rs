@@ -3,7 +3,7 @@
 #![no_main]
 
 use braid_tunnel::crypto::{OpeningKey, SealingKey};
-use braid_tunnel::wire::{OVERHEAD, TRANSPORT_HEADER_LEN, INNER_HEADER_LEN};
+use braid_tunnel::wire::{INNER_HEADER_LEN, OVERHEAD, TRANSPORT_HEADER_LEN};
 use braid_tunnel::MAX_PATHS;
 use libfuzzer_sys::fuzz_target;
 

@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = data.to_vec();
     if let Ok(opened) = key.open(&mut buf) {
         // Only possible if the fuzzer forged a Poly1305 tag: report it loudly.
-        assert_eq!(opened.plaintext.len(), data.len() - TRANSPORT_HEADER_LEN - TAG_LEN);
+        assert_eq!(
+            opened.plaintext.len(),
+            data.len() - TRANSPORT_HEADER_LEN - TAG_LEN
+        );
         panic!("forged packet accepted");
     }
 });

@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = braid::targets::parse(Path::new("targets/fuzz.toml"), text);
     let _ = braid::board::parse_file(Path::new("board/fuzz.toml"), text);
     let _ = braid::kconfig::parse_fragment(Path::new("fuzz.config"), text);
