@@ -61,22 +61,6 @@ const MAX_REQUEST: usize = 4096;
 
 pub use sys::now;
 
-/// Longest a kernel receive stamp may lie before the read: older means the
-/// real-time clock was stepped (a frame cannot wait that long unread).
-const MAX_STAMP_AGE: Nanos = 1_000_000_000;
-
-/// A frame's arrival on the model's clock: its kernel receive stamp if it
-/// has one (converted with `offset`, see [`sys::realtime_offset`]), so that a late
-/// read does not delay the frame; else `read`, when linkem read it. Never
-/// after `read`, nor older than [`MAX_STAMP_AGE`].
-fn arrival_time(stamp: Option<u64>, offset: i64, read: Nanos) -> Nanos {
-    let Some(stamp) = stamp else {
-        return read;
-    };
-    let mono = u64::try_from(stamp as i64 - offset).unwrap_or(0);
-    mono.clamp(read.saturating_sub(MAX_STAMP_AGE), read)
-}
-
 /// One direction with the counters the model does not keep.
 struct Dir {
     model: Direction<Packet>,
@@ -376,7 +360,7 @@ impl Lem {
                     self.pool.push(p);
                     continue;
                 }
-                let arrival = arrival_time(p.kernel_stamp(), offset, t);
+                let arrival = sys::stamp_to_monotonic(p.kernel_stamp(), offset, t);
                 if let Verdict::Dropped(_, p) = d.model.arrive(arrival, p) {
                     self.pool.push(p);
                 }
@@ -620,28 +604,5 @@ impl Lem {
                 "ok\n".to_owned()
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn arrival_is_the_kernel_stamp_within_bounds() {
-        let offset = 1_700_000_000_000_000_000;
-        let read = 5_000_000_000;
-        // Read 3 ms after the kernel stamped it: the arrival is the stamp.
-        let stamp = (offset + read as i64 - 3_000_000) as u64;
-        assert_eq!(arrival_time(Some(stamp), offset, read), read - 3_000_000);
-        // No stamp: when it was read.
-        assert_eq!(arrival_time(None, offset, read), read);
-        // A stamp "after" the read (clock stepped forward): the read.
-        assert_eq!(arrival_time(Some(stamp + 10_000_000), offset, read), read);
-        // A stamp from far before (clock stepped back): bounded.
-        assert_eq!(
-            arrival_time(Some(stamp - 10_000_000_000), offset, read),
-            read - MAX_STAMP_AGE
-        );
     }
 }

@@ -33,10 +33,8 @@ pub fn enable_rx_stamps(sock: &impl AsFd) -> io::Result<()> {
 }
 
 /// Reads one datagram into `buf`: its length and when it arrived on [`now`]'s
-/// clock. That is the kernel's receive stamp, converted with `offset` (see
-/// [`realtime_offset`]) and never after the read, so a reader that was not
-/// scheduled at once does not count its own lateness; without a stamp, the
-/// time of the read.
+/// clock, by [`stamp_to_monotonic`]: a reader that was not scheduled at once
+/// does not count its own lateness.
 pub fn recv_stamped(
     sock: &impl AsRawFd,
     buf: &mut [u8],
@@ -58,11 +56,24 @@ pub fn recv_stamped(
             _ => None,
         })
     });
-    let at = stamp.map_or(read, |ts| {
-        let real = ts.tv_sec() * 1_000_000_000 + ts.tv_nsec();
-        u64::try_from(real - offset).map_or(read, |m| m.min(read))
-    });
-    Ok((msg.bytes, at))
+    let real = stamp.and_then(|ts| u64::try_from(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec()).ok());
+    Ok((msg.bytes, stamp_to_monotonic(real, offset, read)))
+}
+
+/// Longest a kernel receive stamp may lie before the read: older means the
+/// real-time clock was stepped (a frame cannot wait that long unread).
+pub const MAX_STAMP_AGE: Nanos = 1_000_000_000;
+
+/// When a frame or datagram arrived on [`now`]'s clock: its kernel receive
+/// stamp (real time in ns, converted with `offset`, see [`realtime_offset`])
+/// if it has one, so that a late read does not delay it; else `read`, when it
+/// was read. Never after `read`, nor older than [`MAX_STAMP_AGE`].
+pub fn stamp_to_monotonic(stamp: Option<u64>, offset: i64, read: Nanos) -> Nanos {
+    let Some(stamp) = stamp else {
+        return read;
+    };
+    let mono = u64::try_from(stamp as i64 - offset).unwrap_or(0);
+    mono.clamp(read.saturating_sub(MAX_STAMP_AGE), read)
 }
 
 /// Now on CLOCK_MONOTONIC, in ns (shared by every network namespace, so test
@@ -463,4 +474,32 @@ pub fn if_names() -> Vec<String> {
             v
         })
         .unwrap_or_default()
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_is_the_arrival_within_bounds() {
+        let offset = 1_700_000_000_000_000_000;
+        let read = 5_000_000_000;
+        // Read 3 ms after the kernel stamped it: the arrival is the stamp.
+        let stamp = (offset + read as i64 - 3_000_000) as u64;
+        assert_eq!(
+            stamp_to_monotonic(Some(stamp), offset, read),
+            read - 3_000_000
+        );
+        // No stamp: when it was read.
+        assert_eq!(stamp_to_monotonic(None, offset, read), read);
+        // A stamp "after" the read (clock stepped forward): the read.
+        assert_eq!(
+            stamp_to_monotonic(Some(stamp + 10_000_000), offset, read),
+            read
+        );
+        // A stamp from far before (clock stepped back): bounded.
+        assert_eq!(
+            stamp_to_monotonic(Some(stamp - 10_000_000_000), offset, read),
+            read - MAX_STAMP_AGE
+        );
+    }
 }
