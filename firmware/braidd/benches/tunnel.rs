@@ -16,7 +16,10 @@
 //! Needs root. Binaries come from the environment (ci/bench sets them):
 //! BRAIDD (default: this package's braidd), LINKEM (required), BENCH_SVG
 //! (default firmware/failover.svg), BENCH_SECONDS (iperf3 run length, default
-//! 10). Arguments select scenarios by name (S1 S2 S3 S4 F); none means all.
+//! 10), BENCH_CC (TCP congestion control in every namespace, e.g. cubic;
+//! default the host's, printed in the heading: a single flow's figures depend
+//! on it more than on anything braidd does). Arguments select scenarios by name
+//! (S1 S2 S3 S4 F); none means all.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -72,6 +75,31 @@ struct Env {
     linkem: PathBuf,
     svg: PathBuf,
     secs: u64,
+    /// The TCP congestion control of every namespace (`BENCH_CC`), or `None`
+    /// for the host's default, which new namespaces inherit.
+    cc: Option<String>,
+}
+
+impl Env {
+    /// Builds the scenario's namespaces with the congestion control asked for.
+    fn topo(&self, tag: &str, wans: &[Wan]) -> Topo {
+        let topo = Topo::build(tag, wans, Some(&self.linkem));
+        if let Some(cc) = &self.cc {
+            for ns in [&topo.lan, &topo.rtr, &topo.con, &topo.srv] {
+                let set = format!("net.ipv4.tcp_congestion_control={cc}");
+                lab::exec(ns, &["sysctl", "-qw", &set]);
+            }
+        }
+        topo
+    }
+
+    /// The congestion control the TCP runs use, as the LAN host reports it.
+    fn cc_in_use(&self) -> String {
+        self.cc.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+                .map_or_else(|_| "?".into(), |s| s.trim().to_string())
+        })
+    }
 }
 
 #[derive(Default)]
@@ -159,7 +187,7 @@ fn iperf_tcp(
 
 fn run_scenario(env: &Env, s: &Scenario) -> Row {
     eprintln!("== {} ({})", s.name, s.what);
-    let mut topo = Topo::build("bench", &s.wans, Some(&env.linkem));
+    let mut topo = env.topo("bench", &s.wans);
     let (rtr, con, lan, srv) = (
         topo.rtr.clone(),
         topo.con.clone(),
@@ -436,7 +464,7 @@ fn lost_in_cut(p: &Probe, offset: Duration) -> usize {
 fn run_failover(env: &Env, braidd: bool) -> Failover {
     let s = &scenarios()[1];
     eprintln!("== F over S2, {}", if braidd { "braidd" } else { "MPTCP" });
-    let mut topo = Topo::build("fo", &s.wans, Some(&env.linkem));
+    let mut topo = env.topo("fo", &s.wans);
     let (rtr, con, lan, srv) = (
         topo.rtr.clone(),
         topo.con.clone(),
@@ -688,6 +716,7 @@ fn main() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(10),
+        cc: std::env::var("BENCH_CC").ok().filter(|c| !c.is_empty()),
     };
     let mut rows = Vec::new();
     for s in scenarios().iter().filter(|s| want(s.name)) {
@@ -699,7 +728,7 @@ fn main() {
         fo.push(run_failover(&env, false));
     }
     println!(
-        "braidd tunnel benchmark, {}, {} cores, {}\n",
+        "braidd tunnel benchmark, {}, {} cores, {}, TCP congestion control {}\n",
         String::from_utf8_lossy(
             &std::process::Command::new("date")
                 .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -715,7 +744,8 @@ fn main() {
             .find_map(|l| l
                 .strip_prefix("model name")
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        env.cc_in_use()
     );
     if !rows.is_empty() {
         println!("{}", table(&rows));

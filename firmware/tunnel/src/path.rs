@@ -568,7 +568,13 @@ impl Path {
         // (Sending under a quarter of the estimate, heartbeats and a probe, is
         // never the cause: counted one packet at a time, they differ from what
         // the peer counted by more than 10% just by where the intervals cut.)
-        let ours = saturated || (sent_rate > rate + rate / 10 && sent_rate > self.btl_bw / 4);
+        // In startup the gain hides a small overdrive: sending 5% over the
+        // link's rate on a path paced at twice it builds the queue slowly, and
+        // nothing else ends startup then (see the plateau test below), so any
+        // excess counts.
+        let startup = matches!(self.mode, Mode::Startup { .. });
+        let margin = if startup { 0 } else { rate / 10 };
+        let ours = saturated || (sent_rate > rate + margin && sent_rate > self.btl_bw / 4);
         if queueing && ours && !matches!(self.mode, Mode::Drain { .. }) {
             // The WAN queue is growing: we send faster than the link drains. While
             // a queue stands the link never idles, so what arrived is its rate,
@@ -614,13 +620,24 @@ impl Path {
                 // pacer had a backlog, and what was offered filled most of what
                 // it allowed (a flow that grows more slowly than startup, like
                 // TCP behind a long reorder wait, must not end it).
-                let allowed = self.round_start.map_or(0, |t| {
-                    self.pacing_rate() * now.saturating_since(t).as_micros() as u64 / 1_000_000
-                });
+                let us = self
+                    .round_start
+                    .map_or(0, |t| now.saturating_since(t).as_micros() as u64);
+                let allowed = self.pacing_rate() * us / 1_000_000;
                 let filled = self.round_bytes * 10 >= allowed * 7;
+                // A round that was offered more than the estimate and did not
+                // see it grow is a plateau too, however little of startup's
+                // doubled allowance it used. Without this, a flow that asks
+                // a little more than one path's rate kept that path in startup:
+                // paced at twice its 19.4 Mbit/s for 6 s, it looked the
+                // earliest arrival to the scheduler, which sent it everything
+                // while its WAN queue grew and the other path idled (S1 under
+                // cubic).
+                let overfull = self.round_bytes * 100 >= self.btl_bw * us / 1_000_000 * 105;
                 self.round_bytes = 0;
                 self.round_start = Some(now);
-                let saturated_round = core::mem::take(&mut self.saturated_round) && filled;
+                let saturated_round =
+                    (core::mem::take(&mut self.saturated_round) && filled) || overfull;
                 let (best, flat) = if self.btl_bw > best * 5 / 4 {
                     (self.btl_bw, 0)
                 } else if saturated_round {

@@ -537,6 +537,67 @@ fn one_drop_per_round_trip_then_the_overshoot_queues() {
     assert_eq!(s.router.stats().tx_dropped, dropped + 3);
 }
 
+/// A TCP flow over a near and a farther path: the near path's pacer may hold
+/// the difference in delay on top of MAX_BACKLOG (in-order delivery waits for
+/// the far path anyway), so the far path is not used only when the near one
+/// overflows. Other traffic keeps MAX_BACKLOG on every path.
+#[test]
+fn tcp_may_queue_the_spread_on_the_nearer_path() {
+    use braid_tunnel::path::MAX_BACKLOG;
+    use braid_tunnel::time::Instant;
+
+    // The same seeded run twice: one for UDP, one for TCP.
+    let warmed = || {
+        let links = [LinkSpec::new(20.0, 10.0), LinkSpec::new(20.0, 30.0)];
+        let mut s = Sim::symmetric(31, &links);
+        s.flows.push(Flow::cbr(
+            1,
+            Class::Aggregate,
+            30.0,
+            1400,
+            secs(0.5),
+            secs(3.5),
+        ));
+        s.run_until(secs(4.0));
+        s
+    };
+    let mut s = warmed();
+    let paths: Vec<_> = s.router.paths().collect();
+    let rate: u64 = paths.iter().map(|p| p.pacing_rate).sum();
+    let owd = |i: usize| paths[i].min_rtt_us.unwrap() as f64 / 2000.0;
+    let spread_ms = owd(1) - owd(0);
+    assert!(spread_ms > 15.0, "{spread_ms}");
+    let now = Instant::from_micros(4_000_000);
+    let packet = |proto: u8| {
+        let mut p = vec![0u8; 1400];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&1400u16.to_be_bytes());
+        p[9] = proto;
+        p
+    };
+    // Milliseconds of both pacers' joint rate that `n` packets fill.
+    let ms_of = |n: u32| f64::from(n) * 1444.0 / rate as f64 * 1000.0;
+    let accepted = |s: &mut Sim, p: &[u8]| {
+        (0..2000)
+            .take_while(|_| s.router.send(now, Class::Aggregate, p).is_ok())
+            .count() as u32
+    };
+    let max_ms = MAX_BACKLOG.as_secs_f64() * 1000.0;
+    let mut udp_sim = warmed();
+    let udp = accepted(&mut udp_sim, &packet(17));
+    let tcp = accepted(&mut s, &packet(6));
+    eprintln!(
+        "spread {spread_ms:.1} ms; accepted udp {udp} ({:.1} ms), tcp {tcp} ({:.1} ms)",
+        ms_of(udp),
+        ms_of(tcp)
+    );
+    // UDP: both pacers to MAX_BACKLOG.
+    assert!((ms_of(udp) - max_ms).abs() < 2.0, "{udp}");
+    // TCP: the near pacer takes the spread too (half the joint rate).
+    let want = max_ms + spread_ms / 2.0;
+    assert!((ms_of(tcp) - want).abs() < 2.0, "{tcp}, want {want:.1} ms");
+}
+
 /// UDP at 85% of S3's links overflows onto the 150 ms path, and each packet it
 /// carries holds everything sent after it on the fast path. When the hole
 /// fills, the run behind it (up to 679 packets in one instant before paced

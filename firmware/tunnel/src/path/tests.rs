@@ -326,3 +326,49 @@ fn jitter_is_not_mistaken_for_a_queue() {
     let steady = startup_under_excess(0);
     assert_ne!(steady.info().mode, "startup", "{:?}", steady.info());
 }
+
+/// Start-up with the receive rate flat at 19.4 Mbit/s while the scheduler
+/// offers the path `offered_kbps`, well within startup's doubled pacing (the
+/// pacer never runs 70% full); reports every 20 ms, 20 ms round trip.
+fn startup_offered(offered_kbps: u64) -> Path {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    let (mut t, mut packets) = (200u64, 0u32);
+    let mut owed = 0u64;
+    for _ in 0..40 {
+        t += 20;
+        packets += 10;
+        owed += offered_kbps * 125 * 20 / 1000;
+        while owed >= 1500 {
+            p.schedule(ms(t), 1500);
+            owed -= 1500;
+        }
+        p.on_received(ms(t));
+        p.on_report(
+            ms(t),
+            &report(packets, u64::from(packets) - 1, ms(t - 20), 19_400, 5_000),
+        );
+    }
+    p
+}
+
+#[test]
+fn startup_ends_when_offered_more_than_arrives() {
+    // 8% more offered than arrives, rounds after rounds: the path is full,
+    // though startup's allowance is far from used.
+    let full = startup_offered(21_000);
+    assert_ne!(full.info().mode, "startup", "{:?}", full.info());
+    assert!(
+        full.pacing_rate() < 19_400 * 125 * 3 / 2,
+        "{:?}",
+        full.info()
+    );
+    // Offered no more than arrives: the flow, not the path, is the limit, and
+    // startup goes on (it ends when the flow grows into the path).
+    let app_limited = startup_offered(19_400);
+    assert_eq!(
+        app_limited.info().mode,
+        "startup",
+        "{:?}",
+        app_limited.info()
+    );
+}
