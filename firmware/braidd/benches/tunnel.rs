@@ -185,6 +185,32 @@ fn iperf_tcp(
     (r, (after.0 - before.0, after.1 - before.1))
 }
 
+/// With BENCH_TRACE: the router's path table, and how many packets it
+/// dropped, every 250 ms for `secs`, in a thread of `sc`.
+fn trace_paths<'s>(
+    sc: &'s std::thread::Scope<'s, '_>,
+    env: &Env,
+    sock: &Path,
+    secs: u64,
+) -> Option<std::thread::ScopedJoinHandle<'s, ()>> {
+    std::env::var_os("BENCH_TRACE")?;
+    let (bin, sock) = (env.braidd.clone(), sock.to_path_buf());
+    Some(sc.spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            let st = lab::status(&bin, &sock);
+            let t = start.elapsed().as_secs_f64();
+            for l in st.lines().filter(|l| l.starts_with("path ")) {
+                eprintln!("{t:6.2} {l}");
+            }
+            if let Some(d) = st.split_whitespace().find(|w| w.starts_with("tx_dropped=")) {
+                eprintln!("{t:6.2} {d}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }))
+}
+
 fn run_scenario(env: &Env, s: &Scenario) -> Row {
     eprintln!("== {} ({})", s.name, s.what);
     let mut topo = env.topo("bench", &s.wans);
@@ -278,20 +304,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
                 (reo2.0 - reo.0, reo2.1 - reo.1),
             )
         });
-        // BENCH_TRACE=1: the router's path table every 250 ms of the run.
-        let trace = std::env::var_os("BENCH_TRACE").is_some().then(|| {
-            let (bin, sock) = (env.braidd.clone(), topo_sock.clone());
-            sc.spawn(move || {
-                let start = Instant::now();
-                while start.elapsed() < Duration::from_secs(secs + 2) {
-                    let st = lab::status(&bin, &sock);
-                    for l in st.lines().filter(|l| l.starts_with("path ")) {
-                        eprintln!("{:6.2} {l}", start.elapsed().as_secs_f64());
-                    }
-                    std::thread::sleep(Duration::from_millis(250));
-                }
-            })
-        });
+        let trace = trace_paths(sc, env, &topo_sock, secs + 2);
         // The probe runs while the flow is past its start-up (-O 2 s) and
         // stops before its end.
         std::thread::sleep(Duration::from_secs(3));
@@ -335,15 +348,26 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     row.udp_offered = row.rate_sum * 0.85;
     let b = format!("{:.1}M", row.udp_offered);
     let rcvbuf0 = rcvbuf_errors(&srv);
-    row.udp = lab::iperf3(
-        &mut topo.lab,
-        &srv,
-        &lan,
-        SERVER,
-        5202,
-        &[],
-        &["-u", "-b", &b, "-l", "1300", "-t", "5"],
-    );
+    // As long as the TCP run, and like it without its first 2 s: a path that
+    // carried no TCP (S3's and S4's far ones) starts at 2 Mbit/s and needs a
+    // few of its round trips to find its rate (S4's satellite: about 2.5 s).
+    let t = env.secs.to_string();
+    row.udp = std::thread::scope(|sc| {
+        let trace = trace_paths(sc, env, &topo_sock, env.secs + 2);
+        let r = lab::iperf3(
+            &mut topo.lab,
+            &srv,
+            &lan,
+            SERVER,
+            5202,
+            &[],
+            &["-u", "-b", &b, "-l", "1300", "-t", &t, "-O", "2"],
+        );
+        if let Some(t) = trace {
+            t.join().unwrap();
+        }
+        r
+    });
     row.udp_rcvbuf_errors = rcvbuf_errors(&srv).saturating_sub(rcvbuf0);
     eprintln!(
         "  braidd UDP at {b}: {:.2} Mbit/s received, {:.2}% lost ({} at the server's full socket)",
