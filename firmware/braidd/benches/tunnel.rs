@@ -187,6 +187,22 @@ fn iperf_tcp(
     (r, (after.0 - before.0, after.1 - before.1))
 }
 
+/// iperf3 UDP from `client` to the server at `rate` (iperf3's -b syntax) in
+/// 1300-byte datagrams, for `secs` after `omit` seconds left out.
+fn iperf_udp(
+    topo: &mut Topo,
+    server: &str,
+    client: &str,
+    port: u16,
+    rate: &str,
+    secs: u64,
+    omit: u64,
+) -> Iperf {
+    let (t, o) = (secs.to_string(), omit.to_string());
+    let args = ["-u", "-b", rate, "-l", "1300", "-t", &t, "-O", &o];
+    lab::iperf3(&mut topo.lab, server, client, SERVER, port, &[], &args)
+}
+
 /// With BENCH_TRACE: the router's path table, and how many packets it
 /// dropped, every 250 ms for `secs`, in a thread of `sc`.
 fn trace_paths<'s>(
@@ -299,15 +315,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     // that first flow instead.
     if std::env::var_os("BENCH_COLD").is_none() {
         let b = format!("{:.1}M", row.rate_sum * 0.85);
-        let w = lab::iperf3(
-            &mut topo.lab,
-            &srv,
-            &lan,
-            SERVER,
-            5203,
-            &[],
-            &["-u", "-b", &b, "-l", "1300", "-t", "4"],
-        );
+        let w = iperf_udp(&mut topo, &srv, &lan, 5203, &b, 4, 0);
         eprintln!(
             "  warm-up: UDP at {b} for 4 s, {:.1} Mbit/s received",
             w.bps / 1e6
@@ -376,18 +384,9 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     // As long as the TCP run, and like it without its first 2 s: a path that
     // carried no TCP (S3's and S4's far ones) starts at 2 Mbit/s and needs a
     // few of its round trips to find its rate (S4's satellite: about 2.5 s).
-    let t = env.secs.to_string();
     row.udp = std::thread::scope(|sc| {
         let trace = trace_paths(sc, env, &topo_sock, env.secs + 2);
-        let r = lab::iperf3(
-            &mut topo.lab,
-            &srv,
-            &lan,
-            SERVER,
-            5202,
-            &[],
-            &["-u", "-b", &b, "-l", "1300", "-t", &t, "-O", "2"],
-        );
+        let r = iperf_udp(&mut topo, &srv, &lan, 5202, &b, env.secs, 2);
         if let Some(t) = trace {
             t.join().unwrap();
         }

@@ -480,6 +480,16 @@ fn up_probes_are_padded_only_while_traffic_wants_more() {
     assert_in_order(&s, 1);
 }
 
+/// A 1400-byte IPv4 packet of protocol `proto` (6 TCP, 17 UDP): all the
+/// scheduler reads of it.
+fn ipv4_packet(proto: u8) -> Vec<u8> {
+    let mut p = vec![0u8; 1400];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&1400u16.to_be_bytes());
+    p[9] = proto;
+    p
+}
+
 /// When the pacers are full, one aggregate packet is dropped (the congestion
 /// signal), and the rest of that round trip's overshoot is queued, up to
 /// GRACE_BACKLOG, instead of dropped: the sender cannot slow down before it
@@ -502,11 +512,7 @@ fn one_drop_per_round_trip_then_the_overshoot_queues() {
     let rate = s.router.paths().next().unwrap().pacing_rate;
     assert!(rate > 0);
     let now = Instant::from_micros(3_000_000);
-    // A TCP segment of 1400 bytes (IPv4, protocol 6).
-    let mut tcp = vec![0u8; 1400];
-    tcp[0] = 0x45;
-    tcp[2..4].copy_from_slice(&1400u16.to_be_bytes());
-    tcp[9] = 6;
+    let tcp = ipv4_packet(6);
     // Packets on the wire: ours plus the tunnel's 44 bytes.
     let ms_of = |n: u32| f64::from(n) * 1444.0 / rate as f64 * 1000.0;
     let burst = |s: &mut Sim| {
@@ -568,13 +574,6 @@ fn tcp_may_queue_the_spread_on_the_nearer_path() {
     let spread_ms = owd(1) - owd(0);
     assert!(spread_ms > 15.0, "{spread_ms}");
     let now = Instant::from_micros(4_000_000);
-    let packet = |proto: u8| {
-        let mut p = vec![0u8; 1400];
-        p[0] = 0x45;
-        p[2..4].copy_from_slice(&1400u16.to_be_bytes());
-        p[9] = proto;
-        p
-    };
     // Milliseconds of both pacers' joint rate that `n` packets fill.
     let ms_of = |n: u32| f64::from(n) * 1444.0 / rate as f64 * 1000.0;
     let accepted = |s: &mut Sim, p: &[u8]| {
@@ -584,8 +583,8 @@ fn tcp_may_queue_the_spread_on_the_nearer_path() {
     };
     let max_ms = MAX_BACKLOG.as_secs_f64() * 1000.0;
     let mut udp_sim = warmed();
-    let udp = accepted(&mut udp_sim, &packet(17));
-    let tcp = accepted(&mut s, &packet(6));
+    let udp = accepted(&mut udp_sim, &ipv4_packet(17));
+    let tcp = accepted(&mut s, &ipv4_packet(6));
     eprintln!(
         "spread {spread_ms:.1} ms; accepted udp {udp} ({:.1} ms), tcp {tcp} ({:.1} ms)",
         ms_of(udp),

@@ -539,32 +539,37 @@ impl Connection {
         // LTE path carried 68% of its rate). Other traffic may reach any path,
         // so the pacers stay at `limit`: a 300 ms satellite must not put 300 ms
         // of queue in front of the DSL line.
+        // Each candidate with its unloaded arrival (`None`: not usable now).
+        let unloaded: heapless::Vec<(&Path, Option<Duration>), MAX_PATHS> = candidates()
+            .map(|p| (p, p.arrival_unloaded(now, size)))
+            .collect();
+        let arrivals = || unloaded.iter().filter_map(|&(_, a)| a);
         let mut latest = Duration::MAX;
         let mut farthest = None;
         if bulk && is_tcp(packet) {
             // The bound is on delay alone: a degraded path that is near in delay
             // stays available (it ranks lower), a far one does not.
-            let unloaded = || candidates().filter_map(|p| p.arrival_unloaded(now, size));
-            if let Some(fastest) = unloaded().min() {
+            if let Some(fastest) = arrivals().min() {
                 latest = fastest + crate::path::MAX_BACKLOG + tcp_spread_limit(fastest);
-                farthest = unloaded().filter(|&a| a <= latest).max();
+                farthest = arrivals().filter(|&a| a <= latest).max();
             }
         }
-        for p in candidates() {
+        for &(p, own) in &unloaded {
+            let Some(own) = own.filter(|&a| a <= latest) else {
+                continue;
+            };
             let arrival = if class.priority() {
-                p.arrival_unloaded(now, size)
+                Some(own)
             } else {
-                let spread = farthest
-                    .zip(p.arrival_unloaded(now, size))
-                    .map_or(Duration::ZERO, |(far, own)| far.saturating_sub(own));
+                let spread = farthest.map_or(Duration::ZERO, |far| far.saturating_sub(own));
                 p.arrival_within(now, size, limit + spread)
             };
             if let Some(a) = arrival {
-                if p.arrival_unloaded(now, size).is_some_and(|u| u <= latest) {
-                    let _ = ranked.push((p.penalised(a), p.id, a));
-                }
+                let _ = ranked.push((p.penalised(a), p.id, a));
             }
         }
+        // It borrows the paths, which sending below changes.
+        drop(unloaded);
         ranked.sort_unstable();
         let copies = match class {
             Class::Aggregate | Class::Interactive => 1,
