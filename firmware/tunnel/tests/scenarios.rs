@@ -543,13 +543,15 @@ fn one_drop_per_round_trip_then_the_overshoot_queues() {
     assert_eq!(s.router.stats().tx_dropped, dropped + 3);
 }
 
-/// A TCP flow over a near and a farther path: the near path's pacer may hold
-/// the difference in delay on top of MAX_BACKLOG (in-order delivery waits for
-/// the far path anyway), so the far path is not used only when the near one
-/// overflows. Other traffic keeps MAX_BACKLOG on every path.
+/// A TCP flow over a near and a farther path: each pacer may hold half the
+/// flow's round trip instead of MAX_BACKLOG (the queue a loss-based sender
+/// needs to keep the pipe full through a window cut), and the near path's the
+/// difference in delay on top (in-order delivery waits for the far path
+/// anyway), so the far path is not used only when the near one overflows.
+/// Other traffic keeps MAX_BACKLOG on every path.
 #[test]
 fn tcp_may_queue_the_spread_on_the_nearer_path() {
-    use braid_tunnel::path::MAX_BACKLOG;
+    use braid_tunnel::path::{GRACE_BACKLOG, MAX_BACKLOG};
     use braid_tunnel::time::Instant;
 
     // The same seeded run twice: one for UDP, one for TCP.
@@ -592,8 +594,12 @@ fn tcp_may_queue_the_spread_on_the_nearer_path() {
     );
     // UDP: both pacers to MAX_BACKLOG.
     assert!((ms_of(udp) - max_ms).abs() < 2.0, "{udp}");
-    // TCP: the near pacer takes the spread too (half the joint rate).
-    let want = max_ms + spread_ms / 2.0;
+    // TCP: both pacers to half the round trip (data over the far path, acks
+    // over the near one), and the near pacer the spread too (half the joint
+    // rate).
+    let half_rtt = ((owd(0) + owd(1)) / 2.0).clamp(max_ms, GRACE_BACKLOG.as_secs_f64() * 1000.0);
+    assert!(half_rtt > max_ms + 3.0, "{half_rtt}");
+    let want = half_rtt + spread_ms / 2.0;
     assert!((ms_of(tcp) - want).abs() < 2.0, "{tcp}, want {want:.1} ms");
 }
 

@@ -46,7 +46,7 @@ use rand_core::{CryptoRng, RngCore, SeedableRng};
 use crate::control::{Control, Nack, NackRange, PathReport, Report, MAX_ENCODED_LEN};
 use crate::filter::ClockDelta;
 use crate::handshake::{self, Initiation, LocalIdentity, RemoteIdentity, SessionKeys, Tai64n};
-use crate::path::{tcp_spread_limit, Path, PathConfig, PathInfo, PathState};
+use crate::path::{tcp_backlog, tcp_spread_limit, Path, PathConfig, PathInfo, PathState};
 use crate::release::{Release, ReleaseStats};
 use crate::reorder::{Reorder, ReorderStats};
 use crate::time::Instant;
@@ -524,7 +524,7 @@ impl Connection {
                 .filter(move |p| !(p.config.backup && any_primary))
         };
         let bulk = class == Class::Aggregate;
-        let limit = if bulk && now < self.drop_grace {
+        let mut limit = if bulk && now < self.drop_grace {
             crate::path::GRACE_BACKLOG
         } else {
             crate::path::MAX_BACKLOG
@@ -538,7 +538,8 @@ impl Connection {
         // when the near ones overflowed, at the top of TCP's sawtooth (S4's
         // LTE path carried 68% of its rate). Other traffic may reach any path,
         // so the pacers stay at `limit`: a 300 ms satellite must not put 300 ms
-        // of queue in front of the DSL line.
+        // of queue in front of the DSL line. TCP's own limit is half its round
+        // trip (`tcp_backlog`: the queue a loss-based sender needs).
         // Each candidate with its unloaded arrival (`None`: not usable now).
         let unloaded: heapless::Vec<(&Path, Option<Duration>), MAX_PATHS> = candidates()
             .map(|p| (p, p.arrival_unloaded(now, size)))
@@ -552,6 +553,9 @@ impl Connection {
             if let Some(fastest) = arrivals().min() {
                 latest = fastest + crate::path::MAX_BACKLOG + tcp_spread_limit(fastest);
                 farthest = arrivals().filter(|&a| a <= latest).max();
+                if let Some(far) = farthest {
+                    limit = limit.max(tcp_backlog(fastest, far));
+                }
             }
         }
         for &(p, own) in &unloaded {
