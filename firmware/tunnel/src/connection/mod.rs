@@ -170,6 +170,9 @@ pub struct Stats {
     /// Copies of recent packets that filled an up-probe (see
     /// [`crate::path::Path::wants_padding`]).
     pub padding_sent: u64,
+    /// Data packets moved, before they left, from the queue of a path that
+    /// fell silent to another path (see `Connection::reroute`).
+    pub rerouted: u64,
 }
 
 struct Queued {
@@ -180,6 +183,13 @@ struct Queued {
     priority: bool,
     /// (class, seq) of a data packet.
     seq: Option<(u8, u32)>,
+}
+
+impl Queued {
+    /// An IP packet (or a copy of one), not a report.
+    fn is_data(&self) -> bool {
+        !self.is_report && !self.is_nack
+    }
 }
 
 /// A data packet that left, kept for repair.
@@ -673,6 +683,14 @@ impl Connection {
             return Some(t);
         }
         self.pad(now);
+        for i in 0..MAX_PATHS {
+            let silent = self.paths[i]
+                .as_ref()
+                .is_some_and(|p| !p.usable() || p.suspect(now));
+            if silent && self.queues[i].iter().any(Queued::is_data) {
+                self.reroute(now, i);
+            }
+        }
         // Among the paths with a packet due, the one due longest.
         let (path, _) = self
             .queues
@@ -718,6 +736,68 @@ impl Connection {
             path: path as u8,
             len: n,
         })
+    }
+
+    /// Moves the data packets still queued for `from`, a path that fell silent
+    /// (suspect or down), to the path where each now arrives first; copies
+    /// (a redundant packet's second, padding) are dropped. Reports and loss
+    /// reports stay: they are how the path proves itself alive again.
+    ///
+    /// Those packets have not left yet. Sent into a cut link they are lost,
+    /// and nothing shows the peer the hole: no later packet comes on that
+    /// path to reveal a gap in its counters, so the aggregate class waits out
+    /// its reorder timeout and TCP its retransmission timer. A TCP flow may
+    /// keep half its round trip and the delay spread in a nearer path's pacer
+    /// (`tcp_backlog`), 50 ms of S2's DSL line, all of it lost at a cut
+    /// without this.
+    fn reroute(&mut self, now: Instant, from: usize) {
+        let queue = core::mem::take(&mut self.queues[from]);
+        fn others(paths: &[Option<Path>], from: usize) -> impl Iterator<Item = &Path> {
+            paths
+                .iter()
+                .flatten()
+                .filter(move |p| usize::from(p.id) != from)
+        }
+        let any_primary =
+            others(&self.paths, from).any(|p| p.usable() && !p.suspect(now) && !p.config.backup);
+        let mut keep = VecDeque::new();
+        for mut item in queue {
+            if !item.is_data() {
+                keep.push_back(item);
+                continue;
+            }
+            if item.seq.is_none() {
+                continue;
+            }
+            let len = item.data.len();
+            let target = others(&self.paths, from)
+                .filter(|p| !(p.config.backup && any_primary))
+                .filter_map(|p| {
+                    let a = p.arrival_within(now, len, Duration::MAX)?;
+                    Some((p.penalised(a), p.id))
+                })
+                .min()
+                .map(|(_, id)| usize::from(id));
+            let Some(to) = target.filter(|&to| self.queues[to].len() < MAX_QUEUED) else {
+                self.stats.tx_dropped += 1;
+                continue;
+            };
+            let Some(p) = self.paths[to].as_mut() else {
+                continue;
+            };
+            let at = p.schedule(now, len);
+            let q = &mut self.queues[to];
+            if item.priority {
+                item.at = now;
+                let pos = q.iter().position(|i| !i.priority).unwrap_or(q.len());
+                q.insert(pos, item);
+            } else {
+                item.at = at;
+                q.push_back(item);
+            }
+            self.stats.rerouted += 1;
+        }
+        self.queues[from] = keep;
     }
 
     // --- Receiving ------------------------------------------------------------
