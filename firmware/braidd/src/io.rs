@@ -16,11 +16,11 @@ use crate::tun::Tun;
 /// Largest datagram or packet read.
 pub const BUF: usize = 2048;
 /// MTU of the TUN device when the tunnel runs over IPv4: 1500 minus the
-/// tunnel's overhead (44) and an IPv4 UDP header (28), so a full-size packet
-/// fills a 1500-byte WAN exactly.
-pub const TUN_MTU_V4: u32 = 1428;
-/// The same over IPv6, whose header is 20 bytes longer.
-pub const TUN_MTU_V6: u32 = 1408;
+/// tunnel's overhead (37) and an IPv4 UDP header (28), so a full-size packet
+/// fills a 1500-byte WAN exactly: 1435.
+pub const TUN_MTU_V4: u32 = (1500 - braid_tunnel::wire::OVERHEAD - 28) as u32;
+/// The same over IPv6, whose header is 20 bytes longer: 1415.
+pub const TUN_MTU_V6: u32 = TUN_MTU_V4 - 20;
 
 /// The TUN MTU for a tunnel whose outer packets are IPv6 or not.
 pub fn tun_mtu(outer_v6: bool) -> u32 {
@@ -142,4 +142,16 @@ pub fn udp_socket(
     s.bind(&bind.into())
         .map_err(|e| io::Error::new(e.kind(), format!("bind {bind}: {e}")))?;
     UdpSocket::from_std(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tun_mtu_fills_a_1500_byte_wan() {
+        // The figures README.md documents.
+        assert_eq!(tun_mtu(false), 1435);
+        assert_eq!(tun_mtu(true), 1415);
+    }
 }

@@ -38,20 +38,20 @@ fn lan_traffic_crosses_the_tunnel_and_survives_a_cut_wan() {
     let lan = n.lan.clone();
     let trace = lab::exec(&lan, &["ping", "-c3", "-i0.2", SERVER]);
     assert!(trace.contains("3 received"), "{trace}");
-    // The largest packet that fits a 1500-byte IPv4 WAN after the tunnel's 72
-    // bytes (1428: 1400 of ICMP payload, 28 of headers) crosses whole; one byte
+    // The largest packet that fits a 1500-byte IPv4 WAN after the tunnel's 65
+    // bytes (1435: 1407 of ICMP payload, 28 of headers) crosses whole; one byte
     // more is refused at the router (don't-fragment), not fragmented outside.
-    let full = lab::exec(&lan, &["ping", "-c1", "-M", "do", "-s", "1400", SERVER]);
+    let full = lab::exec(&lan, &["ping", "-c1", "-M", "do", "-s", "1407", SERVER]);
     assert!(full.contains("1 received"), "{full}");
     let over = std::process::Command::new("ip")
         .args(["netns", "exec", &lan, "ping", "-c1", "-W1", "-M", "do"])
-        .args(["-s", "1401", SERVER])
+        .args(["-s", "1408", SERVER])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&over.stdout) + String::from_utf8_lossy(&over.stderr);
     assert!(!over.status.success(), "{text}");
     assert!(
-        text.contains("mtu = 1428") || text.contains("mtu=1428"),
+        text.contains("mtu = 1435") || text.contains("mtu=1435"),
         "{text}"
     );
 

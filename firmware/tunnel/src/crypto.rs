@@ -3,7 +3,8 @@
 //!
 //! # Nonce scheme
 //! The 96-bit nonce is `[0, 0, 0, path] ++ counter.to_be_bytes()`, where `counter` is
-//! a per-path, per-direction 64-bit counter owned by the [`SealingKey`]. A nonce can
+//! a per-path, per-direction 48-bit counter (the transport header's field) owned by
+//! the [`SealingKey`]. A nonce can
 //! never repeat under one key because:
 //! * each direction of a session has its own key (the handshake derives two), and the
 //!   key material is moved into a `SealingKey`, which is neither `Clone` nor `Copy`;
@@ -35,9 +36,10 @@ use crate::MAX_PATHS;
 pub const KEY_LEN: usize = 32;
 
 /// Counters at or above this value are never sealed nor accepted (as in WireGuard,
-/// the window's size is kept below the top so that it never wraps). A session rekeys
-/// long before: at 1 Mpps on one path this takes over half a million years.
-pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 13) - 1;
+/// the window's size is kept below the top of the header's 48-bit field so that it
+/// never wraps). A session rekeys long before: at 1 Mpps on one path this takes
+/// nearly nine years.
+pub const REJECT_AFTER_MESSAGES: u64 = crate::wire::MAX_COUNTER - (1 << 13);
 
 /// Number of 64-bit words in a replay bitmap (a power of two).
 pub const REPLAY_BLOCKS: usize = 32;

@@ -542,8 +542,9 @@ fn one_drop_per_round_trip_then_the_overshoot_queues() {
     assert!(rate > 0);
     let now = Instant::from_micros(3_000_000);
     let tcp = ipv4_packet(6);
-    // Packets on the wire: ours plus the tunnel's 44 bytes.
-    let ms_of = |n: u32| f64::from(n) * 1444.0 / rate as f64 * 1000.0;
+    // Packets on the wire: ours plus the tunnel's overhead.
+    let wire = (1400 + braid_tunnel::wire::OVERHEAD) as f64;
+    let ms_of = |n: u32| f64::from(n) * wire / rate as f64 * 1000.0;
     let burst = |s: &mut Sim| {
         (0..2000)
             .take_while(|_| s.router.send(now, Class::Aggregate, &tcp).is_ok())
@@ -606,7 +607,8 @@ fn tcp_may_queue_the_spread_on_the_nearer_path() {
     assert!(spread_ms > 15.0, "{spread_ms}");
     let now = Instant::from_micros(4_000_000);
     // Milliseconds of both pacers' joint rate that `n` packets fill.
-    let ms_of = |n: u32| f64::from(n) * 1444.0 / rate as f64 * 1000.0;
+    let wire = (1400 + braid_tunnel::wire::OVERHEAD) as f64;
+    let ms_of = |n: u32| f64::from(n) * wire / rate as f64 * 1000.0;
     let accepted = |s: &mut Sim, p: &[u8]| {
         (0..2000)
             .take_while(|_| s.router.send(now, Class::Aggregate, p).is_ok())

@@ -701,8 +701,7 @@ impl Connection {
         let item = self.queues[path].pop_front()?;
         let mut data = item.data;
         // Stamp the inner header with the departure time, then seal.
-        let tx = now.stamp().to_be_bytes();
-        data[TRANSPORT_HEADER_LEN + 8..TRANSPORT_HEADER_LEN + 12].copy_from_slice(&tx);
+        InnerPacket::new_unchecked(&mut data[TRANSPORT_HEADER_LEN..]).set_tx_time(now.stamp());
         let plain_len = data.len() - TRANSPORT_HEADER_LEN - TAG_LEN;
         self.prune_store(now);
         if let (Some((class, seq)), Some(key)) = (item.seq, self.sessions.current()) {

@@ -1,23 +1,29 @@
 //! The inner header, encrypted together with the packet it carries.
 //!
 //! ```text
-//!  +------+-------+-------+----------+------------+-------------+---------------
-//!  | kind | flags | class | reserved |  seq (BE)  | tx_time (BE)| payload ...
-//!  |  1   |   1   |   1   |    1     |     4      |      4      |
-//!  +------+-------+-------+----------+------------+-------------+---------------
+//!  bit  7   6   5   4   3   2   1   0
+//!     +-------+-------+-------+-------+------------+-------------+--------------
+//!     | kind  | class |  0 0  | flags | seq (BE)   | tx_time (BE)| payload ...
+//!     +-------+-------+-------+-------+------------+-------------+--------------
+//!      \____________ 1 byte _________/      4             4
 //! ```
 //!
-//! * `kind`: [`InnerKind::Data`] (an IP packet follows) or [`InnerKind::Control`] (a
-//!   postcard-encoded [`crate::control::Control`] follows).
-//! * `flags`: [`InnerRepr::FLAG_DUPLICATE`] marks the second copy of a packet of the
-//!   redundant class, [`InnerRepr::FLAG_REPAIR`] a packet sent again because the
-//!   peer reported its first transmission missing; other bits are reserved and
-//!   must be zero.
-//! * `class`: the traffic class the sender put the packet in.
+//! * `kind` (2 bits): [`InnerKind::Data`] (an IP packet follows) or
+//!   [`InnerKind::Control`] (a postcard-encoded [`crate::control::Control`]
+//!   follows); the other two values are refused.
+//! * `class` (2 bits): the traffic class the sender put the packet in.
+//! * two reserved bits, which must be zero.
+//! * `flags` (2 bits): [`InnerRepr::FLAG_DUPLICATE`] marks the second copy of a
+//!   packet of the redundant class, [`InnerRepr::FLAG_REPAIR`] a packet sent
+//!   again because the peer reported its first transmission missing.
 //! * `seq`: the session's data sequence number (wrapping), which the receiver uses
 //!   to restore order and drop duplicates across paths; zero for control packets.
 //! * `tx_time`: the sender's clock in microseconds (wrapping every 71 minutes), from
 //!   which the receiver follows each path's one-way delay trend.
+//!
+//! The first four fields share one byte: every byte of header is a byte less of
+//! the inner MTU, and a byte less of each packet's payload (it was 4 bytes, one
+//! per field, until 2026-12-03).
 //!
 //! It lives inside the AEAD so that an observer learns neither the order of packets
 //! nor which are control packets.
@@ -26,14 +32,17 @@ use super::{be_u32, WireError};
 
 mod field {
     use core::ops::RangeFrom;
-    pub const KIND: usize = 0;
-    pub const FLAGS: usize = 1;
-    pub const CLASS: usize = 2;
-    pub const RESERVED: usize = 3;
-    pub const SEQ: usize = 4;
-    pub const TX_TIME: usize = 8;
-    pub const PAYLOAD: RangeFrom<usize> = 12..;
+    pub const BITS: usize = 0;
+    pub const SEQ: usize = 1;
+    pub const TX_TIME: usize = 5;
+    pub const PAYLOAD: RangeFrom<usize> = 9..;
 }
+
+const KIND_SHIFT: u8 = 6;
+const CLASS_SHIFT: u8 = 4;
+const CLASS_MASK: u8 = 0x03;
+const RESERVED_BITS: u8 = 0x0c;
+const FLAG_BITS: u8 = 0x03;
 
 /// Length of the inner header.
 pub const INNER_HEADER_LEN: usize = field::PAYLOAD.start;
@@ -76,10 +85,11 @@ impl<T: AsRef<[u8]>> InnerPacket<T> {
                 min: INNER_HEADER_LEN,
             });
         }
-        if b[field::KIND] > InnerKind::Control as u8 {
-            return Err(WireError::BadKind(b[field::KIND]));
+        let kind = b[field::BITS] >> KIND_SHIFT;
+        if kind > InnerKind::Control as u8 {
+            return Err(WireError::BadKind(kind));
         }
-        if b[field::FLAGS] & !InnerRepr::FLAGS_KNOWN != 0 || b[field::RESERVED] != 0 {
+        if b[field::BITS] & RESERVED_BITS != 0 {
             return Err(WireError::Reserved);
         }
         Ok(())
@@ -87,7 +97,7 @@ impl<T: AsRef<[u8]>> InnerPacket<T> {
 
     /// What the packet carries.
     pub fn kind(&self) -> InnerKind {
-        if self.buffer.as_ref()[field::KIND] == InnerKind::Control as u8 {
+        if self.buffer.as_ref()[field::BITS] >> KIND_SHIFT == InnerKind::Control as u8 {
             InnerKind::Control
         } else {
             InnerKind::Data
@@ -96,12 +106,12 @@ impl<T: AsRef<[u8]>> InnerPacket<T> {
 
     /// Flag bits.
     pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[field::FLAGS]
+        self.buffer.as_ref()[field::BITS] & FLAG_BITS
     }
 
     /// Traffic class.
     pub fn class(&self) -> u8 {
-        self.buffer.as_ref()[field::CLASS]
+        (self.buffer.as_ref()[field::BITS] >> CLASS_SHIFT) & CLASS_MASK
     }
 
     /// Data sequence number.
@@ -120,6 +130,14 @@ impl<T: AsRef<[u8]>> InnerPacket<T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> InnerPacket<T> {
+    /// Stamps the packet with the sender's clock as it leaves.
+    pub fn set_tx_time(&mut self, tx_time: u32) {
+        self.buffer.as_mut()[field::TX_TIME..field::TX_TIME + 4]
+            .copy_from_slice(&tx_time.to_be_bytes());
+    }
+}
+
 /// The fields of an inner header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InnerRepr {
@@ -127,7 +145,7 @@ pub struct InnerRepr {
     pub kind: InnerKind,
     /// Flag bits ([`Self::FLAG_DUPLICATE`]).
     pub flags: u8,
-    /// Traffic class index.
+    /// Traffic class index (0-3).
     pub class: u8,
     /// Data sequence number (zero for control).
     pub seq: u32,
@@ -159,13 +177,13 @@ impl InnerRepr {
         if self.flags & !Self::FLAGS_KNOWN != 0 {
             return Err(WireError::Reserved);
         }
+        if self.class > CLASS_MASK {
+            return Err(WireError::BadClass(self.class));
+        }
         let h = buf
             .get_mut(..INNER_HEADER_LEN)
             .ok_or(WireError::BufferTooSmall)?;
-        h[field::KIND] = self.kind as u8;
-        h[field::FLAGS] = self.flags;
-        h[field::CLASS] = self.class;
-        h[field::RESERVED] = 0;
+        h[field::BITS] = (self.kind as u8) << KIND_SHIFT | self.class << CLASS_SHIFT | self.flags;
         h[field::SEQ..field::SEQ + 4].copy_from_slice(&self.seq.to_be_bytes());
         h[field::TX_TIME..field::TX_TIME + 4].copy_from_slice(&self.tx_time.to_be_bytes());
         Ok(())
@@ -178,9 +196,8 @@ mod tests {
 
     /// A duplicate data packet of class 2, seq 0x11223344, sent at 0x55667788 µs,
     /// carrying the first 4 bytes of an IPv4 header.
-    const VECTOR: [u8; 16] = [
-        0x00, 0x01, 0x02, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x45, 0x00, 0x00,
-        0x54,
+    const VECTOR: [u8; 13] = [
+        0x21, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x45, 0x00, 0x00, 0x54,
     ];
     const REPR: InnerRepr = InnerRepr {
         kind: InnerKind::Data,
@@ -199,50 +216,81 @@ mod tests {
 
     #[test]
     fn emit_vector() {
-        let mut buf = [0u8; 16];
+        let mut buf = [0u8; 13];
         REPR.emit(&mut buf).unwrap();
-        buf[12..].copy_from_slice(&[0x45, 0x00, 0x00, 0x54]);
+        buf[9..].copy_from_slice(&[0x45, 0x00, 0x00, 0x54]);
         assert_eq!(buf, VECTOR);
     }
 
     #[test]
     fn control_kind_vector() {
-        let v = [1u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+        let v = [0x40u8, 0, 0, 0, 0, 0, 0, 0, 9];
         let p = InnerPacket::new_checked(&v[..]).unwrap();
         assert_eq!(p.kind(), InnerKind::Control);
+        assert_eq!((p.class(), p.flags()), (0, 0));
         assert_eq!(p.tx_time(), 9);
         assert!(p.payload().is_empty());
     }
 
     #[test]
+    fn every_field_round_trips() {
+        for kind in [InnerKind::Data, InnerKind::Control] {
+            for class in 0..=3 {
+                for flags in 0..=InnerRepr::FLAGS_KNOWN {
+                    let r = InnerRepr {
+                        kind,
+                        flags,
+                        class,
+                        ..REPR
+                    };
+                    let mut buf = [0u8; INNER_HEADER_LEN];
+                    r.emit(&mut buf).unwrap();
+                    let p = InnerPacket::new_checked(&buf[..]).unwrap();
+                    assert_eq!(InnerRepr::parse(&p), r);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stamps_tx_time_in_place() {
+        let mut v = VECTOR;
+        InnerPacket::new_unchecked(&mut v[..]).set_tx_time(0x0102_0304);
+        let p = InnerPacket::new_checked(&v[..]).unwrap();
+        assert_eq!(p.tx_time(), 0x0102_0304);
+        assert_eq!(p.seq(), REPR.seq);
+        assert_eq!(p.payload(), &VECTOR[9..]);
+    }
+
+    #[test]
     fn rejects_malformed() {
         assert_eq!(
-            InnerPacket::new_checked(&VECTOR[..11]).unwrap_err(),
-            WireError::Truncated { len: 11, min: 12 }
+            InnerPacket::new_checked(&VECTOR[..8]).unwrap_err(),
+            WireError::Truncated { len: 8, min: 9 }
         );
-        let mut v = VECTOR;
-        v[0] = 2;
-        assert_eq!(
-            InnerPacket::new_checked(&v[..]).unwrap_err(),
-            WireError::BadKind(2)
-        );
-        let mut v = VECTOR;
-        v[1] = 0x80;
-        assert_eq!(
-            InnerPacket::new_checked(&v[..]).unwrap_err(),
-            WireError::Reserved
-        );
-        let mut v = VECTOR;
-        v[3] = 1;
-        assert_eq!(
-            InnerPacket::new_checked(&v[..]).unwrap_err(),
-            WireError::Reserved
-        );
+        for kind in [2u8, 3] {
+            let mut v = VECTOR;
+            v[0] = v[0] & 0x3f | kind << 6;
+            assert_eq!(
+                InnerPacket::new_checked(&v[..]).unwrap_err(),
+                WireError::BadKind(kind)
+            );
+        }
+        for bit in [0x04u8, 0x08] {
+            let mut v = VECTOR;
+            v[0] |= bit;
+            assert_eq!(
+                InnerPacket::new_checked(&v[..]).unwrap_err(),
+                WireError::Reserved
+            );
+        }
         let bad = InnerRepr {
-            flags: 0x80,
+            flags: 0x04,
             ..REPR
         };
-        assert_eq!(bad.emit(&mut [0; 12]), Err(WireError::Reserved));
-        assert_eq!(REPR.emit(&mut [0; 11]), Err(WireError::BufferTooSmall));
+        assert_eq!(bad.emit(&mut [0; 9]), Err(WireError::Reserved));
+        let bad = InnerRepr { class: 4, ..REPR };
+        assert_eq!(bad.emit(&mut [0; 9]), Err(WireError::BadClass(4)));
+        assert_eq!(REPR.emit(&mut [0; 8]), Err(WireError::BufferTooSmall));
     }
 }
