@@ -4,7 +4,7 @@
 #![no_main]
 
 use braid_tunnel::control::{Control, MAX_ENCODED_LEN};
-use braid_tunnel::wire::{InnerPacket, InnerRepr};
+use braid_tunnel::wire::{InnerPacket, InnerRepr, INNER_HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         let repr = InnerRepr::parse(&p);
         let mut out = vec![0u8; data.len()];
         repr.emit(&mut out).expect("emit parsed header");
-        assert_eq!(&out[..12], &data[..12]);
+        assert_eq!(out[..INNER_HEADER_LEN], data[..INNER_HEADER_LEN]);
     }
     if let Ok(msg) = Control::decode(data) {
         let mut buf = [0u8; MAX_ENCODED_LEN];
