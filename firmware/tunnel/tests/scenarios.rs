@@ -103,14 +103,7 @@ fn s1_two_equal_links() {
 
 #[test]
 fn s2_unequal_links_with_jitter() {
-    let (e, s) = efficiency(
-        12,
-        &[
-            LinkSpec::new(20.0, 10.0),
-            LinkSpec::new(10.0, 30.0).jitter_ms(1.0),
-        ],
-        10.0,
-    );
+    let (e, s) = efficiency(12, &s2_links(), 10.0);
     eprintln!(
         "S2 efficiency {:.1}%  paths {:?}",
         e * 100.0,
@@ -155,10 +148,7 @@ fn s3_very_unequal_links() {
 #[test]
 #[ignore = "diagnostic trace"]
 fn trace_s2() {
-    let links = [
-        LinkSpec::new(20.0, 10.0),
-        LinkSpec::new(10.0, 30.0).jitter_ms(1.0),
-    ];
+    let links = s2_links();
     let mut s = Sim::symmetric(12, &links);
     s.flows.push(Flow::cbr(
         1,
@@ -217,6 +207,14 @@ fn print_links(label: &str, s: &mut Sim, secs: f64) {
 
 /// S4: 20 Mbit/s DSL at 15 ms, 10 Mbit/s LTE at 40 ms with 10 ms jitter and 1%
 /// loss, 5 Mbit/s DSL at 25 ms, 25 Mbit/s satellite at 300 ms.
+/// S2: 20 Mbit/s at 10 ms and 10 Mbit/s at 30 ms with 1 ms of jitter.
+fn s2_links() -> [LinkSpec; 2] {
+    [
+        LinkSpec::new(20.0, 10.0),
+        LinkSpec::new(10.0, 30.0).jitter_ms(1.0),
+    ]
+}
+
 fn s4_links() -> [LinkSpec; 4] {
     [
         LinkSpec::new(20.0, 15.0),
@@ -274,10 +272,7 @@ fn s4_tcp_stays_off_the_satellite_and_holes_wait_only_the_spread_in_use() {
 /// delay spread and half the round trip) moves to the other path.
 #[test]
 fn a_cut_path_s_queue_moves_to_the_other_path() {
-    let links = [
-        LinkSpec::new(20.0, 10.0),
-        LinkSpec::new(10.0, 30.0).jitter_ms(1.0),
-    ];
+    let links = s2_links();
     let mut s = Sim::symmetric(23, &links);
     // TCP at 85% of both links: the scheduler fills the near path until its
     // queue matches the far path's delay.
@@ -313,10 +308,7 @@ fn max_gap(s: &Sim, flow: u8, from: Duration, to: Duration) -> Duration {
 /// F: S2 with the better link cut for 10 s, then restored, under 80% load.
 #[test]
 fn failover_cut_and_restore() {
-    let links = [
-        LinkSpec::new(20.0, 10.0),
-        LinkSpec::new(10.0, 30.0).jitter_ms(1.0),
-    ];
+    let links = s2_links();
     let mut s = Sim::symmetric(21, &links);
     s.flows.push(Flow::cbr(
         1,
@@ -392,10 +384,7 @@ fn delay_pct(s: &Sim, flow: u8, from: Duration, to: Duration, pct: f64) -> Durat
 
 #[test]
 fn latency_under_load() {
-    let links = [
-        LinkSpec::new(20.0, 10.0),
-        LinkSpec::new(10.0, 30.0).jitter_ms(1.0),
-    ];
+    let links = s2_links();
     let mut s = Sim::symmetric(31, &links);
     // The probe is what the daemon classifies as interactive (small UDP, DSCP EF).
     s.flows

@@ -745,10 +745,9 @@ impl Connection {
     /// Those packets have not left yet. Sent into a cut link they are lost,
     /// and nothing shows the peer the hole: no later packet comes on that
     /// path to reveal a gap in its counters, so the aggregate class waits out
-    /// its reorder timeout and TCP its retransmission timer. A TCP flow may
-    /// keep half its round trip and the delay spread in a nearer path's pacer
-    /// (`tcp_backlog`), 50 ms of S2's DSL line, all of it lost at a cut
-    /// without this.
+    /// its reorder timeout and the sender retransmits. A TCP flow may keep
+    /// half its round trip and the delay spread in a nearer path's pacer
+    /// (`tcp_backlog`), 40 ms of S2's DSL line.
     fn reroute(&mut self, now: Instant, from: usize) {
         let queue = core::mem::take(&mut self.queues[from]);
         fn others(paths: &[Option<Path>], from: usize) -> impl Iterator<Item = &Path> {
