@@ -20,8 +20,8 @@ mod field {
 
 /// Largest counter the 48-bit field holds. A path's counter never gets there:
 /// the session is rekeyed every two minutes, and sealing stops at
-/// [`crate::crypto::REJECT_AFTER_MESSAGES`], below it (2^48 packets are 12
-/// years of 1 Gbit/s in full-size packets).
+/// [`crate::crypto::REJECT_AFTER_MESSAGES`], below it (2^48 packets are over
+/// a century of 1 Gbit/s in full-size packets, nine years of 1 Mpps).
 pub const MAX_COUNTER: u64 = (1 << 48) - 1;
 
 /// Length of the clear transport header.
