@@ -33,6 +33,10 @@ pub enum Control {
     /// while the reorder buffer here holds the hole (see
     /// [`crate::connection`]'s loss repair).
     Nack(Nack),
+    /// Header-compression slots (bit `i` for slot `i`) whose context the
+    /// sender of this message lacks: the peer installs them again with their
+    /// next packet (see [`crate::compress`]).
+    Forget(u32),
 }
 
 /// Ranges a [`Nack`] lists at most.

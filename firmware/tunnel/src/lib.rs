@@ -20,6 +20,7 @@
 
 extern crate alloc;
 
+pub mod compress;
 pub mod connection;
 pub mod control;
 pub mod crypto;

@@ -43,6 +43,7 @@ use core::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
+use crate::compress::{Compressor, Decompressor};
 use crate::control::{Control, Nack, NackRange, PathReport, Report, MAX_ENCODED_LEN};
 use crate::filter::ClockDelta;
 use crate::handshake::{self, Initiation, LocalIdentity, RemoteIdentity, SessionKeys, Tai64n};
@@ -87,6 +88,9 @@ pub const REPAIR_MAX_AGE: Duration = crate::reorder::MAX_TIMEOUT;
 pub const REPAIR_MARGIN: Duration = Duration::from_millis(10);
 /// Counters one [`Nack`] may ask for, at most.
 const MAX_REPAIRS_PER_NACK: u64 = 64;
+/// Least time between two [`Control::Forget`]s: the peer's next packet of
+/// each slot installs it again, so one report per round trip is enough.
+const FORGET_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Whether an IP packet is TCP (IPv4 protocol or IPv6 next header 6; an IPv6
 /// packet with extension headers before TCP counts as not TCP).
@@ -173,6 +177,14 @@ pub struct Stats {
     /// Data packets moved, before they left, from the queue of a path that
     /// fell silent to another path (see `Connection::reroute`).
     pub rerouted: u64,
+    /// TCP/IPv4 packets sent with a compressed header ([`crate::compress`]).
+    pub compressed: u64,
+    /// Header bytes compression saved.
+    pub compress_saved: u64,
+    /// Received compressed packets dropped: their context was missing.
+    pub context_misses: u64,
+    /// Received compressed packets dropped as malformed.
+    pub expand_malformed: u64,
 }
 
 struct Queued {
@@ -280,6 +292,11 @@ pub struct Connection {
     delivered: VecDeque<Vec<u8>>,
     /// In-order packets of the aggregate class, paced toward the LAN.
     release: Release,
+    /// Header compression of the aggregate class's TCP/IPv4 packets, both ways.
+    compressor: Compressor,
+    decompressor: Decompressor,
+    /// When the next [`Control::Forget`] may go (one per `FORGET_INTERVAL`).
+    forget_at: Instant,
     events: VecDeque<Event>,
     stats: Stats,
     path_rr: u8,
@@ -335,6 +352,9 @@ impl Connection {
             ],
             delivered: VecDeque::new(),
             release: Release::new(),
+            compressor: Compressor::new(),
+            decompressor: Decompressor::new(),
+            forget_at: Instant::ZERO,
             events: VecDeque::new(),
             stats: Stats::default(),
             path_rr: 0,
@@ -473,7 +493,14 @@ impl Connection {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        self.stats
+        let (c, d) = (self.compressor.stats(), self.decompressor.stats());
+        Stats {
+            compressed: c.compressed,
+            compress_saved: c.saved_bytes,
+            context_misses: d.misses,
+            expand_malformed: d.malformed,
+            ..self.stats
+        }
     }
 
     /// Reorder counters of a class.
@@ -519,6 +546,14 @@ impl Connection {
             self.staged.push_back((class, packet.to_vec()));
             return Ok(());
         }
+        let tcp = is_tcp(packet);
+        let mut squeezed = [0u8; MAX_PACKET];
+        let compressed = match class {
+            Class::Aggregate => self.compressor.compress(packet, &mut squeezed),
+            Class::Redundant | Class::Interactive => None,
+        };
+        let packet = compressed.map_or(packet, |n| &squeezed[..n]);
+        let compressed = compressed.is_some();
         let size = packet.len() + crate::wire::OVERHEAD;
         // (rank, path, expected arrival)
         let mut ranked: heapless::Vec<(Duration, u8, Duration), MAX_PATHS> = heapless::Vec::new();
@@ -557,7 +592,7 @@ impl Connection {
         let arrivals = || unloaded.iter().filter_map(|&(_, a)| a);
         let mut latest = Duration::MAX;
         let mut farthest = None;
-        if bulk && is_tcp(packet) {
+        if bulk && tcp {
             // The bound is on delay alone: a degraded path that is near in delay
             // stays available (it ranks lower), a far one does not.
             if let Some(fastest) = arrivals().min() {
@@ -591,6 +626,9 @@ impl Connection {
         };
         if ranked.is_empty() {
             self.stats.tx_dropped += 1;
+            if compressed {
+                self.compressor.unsent();
+            }
             if bulk && now >= self.drop_grace {
                 // One drop is the congestion signal; the sender (TCP, QUIC)
                 // cannot react before it has seen the loss, a round trip
@@ -893,8 +931,13 @@ impl Connection {
                 if class == Class::Aggregate as usize {
                     self.release.on_arrival(inner.payload().len());
                 }
-                let mut deliver =
-                    Self::deliverer(class, now, &mut self.delivered, &mut self.release);
+                let mut deliver = Self::deliverer(
+                    class,
+                    now,
+                    &mut self.delivered,
+                    &mut self.release,
+                    &mut self.decompressor,
+                );
                 if repr.flags & InnerRepr::FLAG_REPAIR != 0 {
                     self.reorder[class].push_repair(now, repr.seq, inner.payload(), &mut deliver);
                 } else {
@@ -915,12 +958,14 @@ impl Connection {
                     }
                 }
                 Ok(Control::Nack(n)) => self.repair(now, &n),
+                Ok(Control::Forget(mask)) => self.compressor.forget(mask),
                 Ok(Control::Close) | Err(_) => {}
             },
         }
         if let Some(gap) = gap {
             self.request_repair(now, path, gap);
         }
+        self.forget_missed(now);
         self.note_state_change(path, was_down);
         Some(path)
     }
@@ -1121,9 +1166,16 @@ impl Connection {
             }
         }
         for (class, r) in self.reorder.iter_mut().enumerate() {
-            let mut deliver = Self::deliverer(class, now, &mut self.delivered, &mut self.release);
+            let mut deliver = Self::deliverer(
+                class,
+                now,
+                &mut self.delivered,
+                &mut self.release,
+                &mut self.decompressor,
+            );
             r.on_timeout(now, &mut deliver);
         }
+        self.forget_missed(now);
         self.update_reorder_floor(now);
         if self.is_established() {
             for id in 0..MAX_PATHS as u8 {
@@ -1144,14 +1196,37 @@ impl Connection {
         now: Instant,
         delivered: &'a mut VecDeque<Vec<u8>>,
         release: &'a mut Release,
+        decompressor: &'a mut Decompressor,
     ) -> impl FnMut(&[u8]) + 'a {
         move |p: &[u8]| {
+            // In sequence order, as compression requires; a packet whose
+            // context is missing is dropped (and reported by `forget_missed`).
+            let Ok(p) = decompressor.expand(p) else {
+                return;
+            };
             if class == Class::Aggregate as usize {
-                release.push(now, p.to_vec());
+                release.push(now, p);
             } else {
-                delivered.push_back(p.to_vec());
+                delivered.push_back(p);
             }
         }
+    }
+
+    /// Tells the peer which compression contexts were missing here, at most
+    /// once per `FORGET_INTERVAL` (until then the slots stay pending).
+    fn forget_missed(&mut self, now: Instant) {
+        if now < self.forget_at || !self.is_established() {
+            return;
+        }
+        let mask = self.decompressor.take_missed();
+        if mask == 0 {
+            return;
+        }
+        let via = self.best_path(now, 64, u8::MAX);
+        if let Some(via) = via {
+            self.enqueue_control(now, via, &Control::Forget(mask), Kind::Nack);
+        }
+        self.forget_at = now + FORGET_INTERVAL;
     }
 
     /// Sets the reorder buffers' minimum timeout to the one-way-delay spread of the

@@ -235,24 +235,47 @@ impl Flow {
     }
 
     fn packet(&self, now: u64) -> Vec<u8> {
-        // A minimal IPv4 header (version/IHL, total length) then our fields.
-        let mut p = vec![0u8; self.size.max(40)];
+        self.packet_at(self.seq, now)
+    }
+
+    /// Packet `seq` of the flow, sent at `now`: what the far end must
+    /// receive, byte for byte.
+    pub fn packet_at(&self, seq: u32, now: u64) -> Vec<u8> {
+        // A minimal IPv4 header (version/IHL, total length, protocol), a
+        // 20-byte transport header whose ports name the flow (for TCP, a data
+        // offset of 5: a real flow's shape, which header compression keeps
+        // in one context), then our fields.
+        let mut p = vec![0u8; self.size.max(AT + 13)];
         p[0] = 0x45;
         let len = p.len() as u16;
         p[2..4].copy_from_slice(&len.to_be_bytes());
         p[9] = self.proto;
-        p[20] = self.id;
-        p[21..25].copy_from_slice(&self.seq.to_be_bytes());
-        p[25..33].copy_from_slice(&now.to_be_bytes());
+        p[20..22].copy_from_slice(&[0xc0, self.id]);
+        p[22..24].copy_from_slice(&443u16.to_be_bytes());
+        p[32] = 5 << 4;
+        p[AT] = self.id;
+        p[AT + 1..AT + 5].copy_from_slice(&seq.to_be_bytes());
+        p[AT + 5..AT + 13].copy_from_slice(&now.to_be_bytes());
+        // A valid header checksum, as every real sender writes (header
+        // compression rebuilds it).
+        let sum = p[..20]
+            .chunks(2)
+            .fold(0u32, |s, w| s + u32::from(u16::from_be_bytes([w[0], w[1]])));
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
         p
     }
 }
 
+/// Where the sim's own fields start in its packets.
+const AT: usize = 40;
+
 pub fn parse_arrival(p: &[u8], now: u64) -> Arrival {
     Arrival {
-        flow: p[20],
-        seq: u32::from_be_bytes(p[21..25].try_into().unwrap()),
-        sent_us: u64::from_be_bytes(p[25..33].try_into().unwrap()),
+        flow: p[AT],
+        seq: u32::from_be_bytes(p[AT + 1..AT + 5].try_into().unwrap()),
+        sent_us: u64::from_be_bytes(p[AT + 5..AT + 13].try_into().unwrap()),
         recv_us: now,
         len: p.len(),
     }
@@ -464,7 +487,16 @@ impl Sim {
                 }
             }
             while let Some(pkt) = c.poll_deliver(cnow) {
-                self.arrivals.push(parse_arrival(&pkt, now));
+                let a = parse_arrival(&pkt, now);
+                if let Some(f) = self.flows.iter().find(|f| f.id == a.flow) {
+                    assert!(
+                        pkt == f.packet_at(a.seq, a.sent_us),
+                        "flow {} packet {} changed in the tunnel",
+                        a.flow,
+                        a.seq
+                    );
+                }
+                self.arrivals.push(a);
             }
         }
         while let Some(e) = self.router.poll_event() {
