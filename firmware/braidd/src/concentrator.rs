@@ -29,13 +29,15 @@ pub async fn run(
 ) -> io::Result<()> {
     let clock = Clock::start();
     // Routers may reach an IPv6 socket over IPv4 (mapped): size for the larger header.
-    let mtu = crate::io::tun_mtu(c.listen.is_ipv6());
-    let (mut net, tun, tun_index) = crate::net::open_tun(&cfg.tun, c.address, mtu).await?;
+    let v6 = c.listen.is_ipv6();
+    let (mut net, tun, tun_index) = crate::net::open_tun(&cfg.tun, c.address, v6).await?;
     for p in &c.peers {
         for (dest, len) in &p.routes {
-            net.add_route(*dest, *len, tun_index, None, 254).await?;
+            net.route_into_tunnel(*dest, *len, tun_index, crate::io::tun_mtu(v6))
+                .await?;
         }
     }
+    net.add_tcp_rules(false).await?;
     let nat = c
         .nat_interface
         .as_deref()

@@ -18,11 +18,39 @@ enum Item {
         gateway: Option<IpAddr>,
     },
     Rule {
-        mark: u32,
+        priority: u32,
         table: u32,
         v6: bool,
     },
 }
+
+/// A policy-routing rule: which packets look up which table, and in what order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// Lower goes first; the main table's rule is 32766. Unique per family.
+    pub priority: u32,
+    /// The table looked up.
+    pub table: u32,
+    /// An IPv6 rule (else IPv4).
+    pub v6: bool,
+    /// Only packets with this firewall mark.
+    pub fw_mark: Option<u32>,
+    /// Only TCP packets.
+    pub tcp: bool,
+    /// Ignore routes of this prefix length or shorter (0: the default route).
+    pub suppress_prefixlength: Option<u32>,
+}
+
+/// Priority of the rules for a WAN's mark (plus the WAN's index): before the
+/// main table, so a default route into the tunnel never catches the tunnel's
+/// own datagrams.
+pub const MARK_RULES: u32 = 1000;
+/// Priority of the rules that give TCP/IPv4 its own, larger MTU into the
+/// tunnel: after the WAN marks (the MPTCP proxy's marked subflows are TCP
+/// that must leave by their WAN), before the main table.
+pub const TCP_RULES: u32 = 2000;
+/// The routing table of TCP/IPv4 into the tunnel (`TCP_RULES`): "brt".
+pub const TCP_TABLE: u32 = 0x0062_7274;
 
 /// The netlink handle and what was installed through it.
 pub struct Net {
@@ -72,9 +100,16 @@ impl Net {
             .map_err(|e| err("link set up", e))
     }
 
-    /// Adds an address (existing ones are left alone).
+    /// Adds an address (existing ones are left alone), without the route to
+    /// its subnet that the kernel would add: [`Net::route_into_tunnel`] adds
+    /// that one with the right MTUs.
     pub async fn add_address(&self, index: u32, addr: IpAddr, len: u8) -> std::io::Result<()> {
-        match self.handle.address().add(index, addr, len).execute().await {
+        use netlink_packet_route::address::{AddressAttribute, AddressFlag};
+        let mut req = self.handle.address().add(index, addr, len);
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(vec![AddressFlag::Noprefixroute]));
+        match req.execute().await {
             Ok(()) => Ok(()),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
             Err(e) => Err(err(&format!("address {addr}/{len}"), e)),
@@ -82,7 +117,8 @@ impl Net {
     }
 
     /// Adds a route to `dest/len` out of interface `dev` (via `gateway` if given)
-    /// in routing table `table`.
+    /// in routing table `table`, with its own MTU if `mtu` is given (else the
+    /// device's).
     pub async fn add_route(
         &mut self,
         dest: IpAddr,
@@ -90,7 +126,10 @@ impl Net {
         dev: u32,
         gateway: Option<IpAddr>,
         table: u32,
+        mtu: Option<u32>,
     ) -> std::io::Result<()> {
+        use netlink_packet_route::route::{RouteAttribute, RouteMetric};
+        let metrics = mtu.map(|m| RouteAttribute::Metrics(vec![RouteMetric::Mtu(m)]));
         let result = match (dest, gateway) {
             (IpAddr::V4(d), g) => {
                 let mut r = self
@@ -104,6 +143,7 @@ impl Net {
                 if let Some(IpAddr::V4(g)) = g {
                     r = r.gateway(g);
                 }
+                r.message_mut().attributes.extend(metrics);
                 r.execute().await
             }
             (IpAddr::V6(d), g) => {
@@ -118,6 +158,7 @@ impl Net {
                 if let Some(IpAddr::V6(g)) = g {
                     r = r.gateway(g);
                 }
+                r.message_mut().attributes.extend(metrics);
                 r.execute().await
             }
         };
@@ -137,29 +178,92 @@ impl Net {
         }
     }
 
-    /// Adds a rule: packets with firewall mark `mark` use table `table`.
-    pub async fn add_mark_rule(&mut self, mark: u32, table: u32, v6: bool) -> std::io::Result<()> {
-        // Before the main table (32766), so a default route into the tunnel never
-        // catches the tunnel's own datagrams; a priority per mark keeps them apart.
-        let req = self
+    /// Routes `dest/len` into the tunnel device `tun`: in the main table at
+    /// `mtu`, and for IPv4 also in [`TCP_TABLE`] at the device's (larger) MTU,
+    /// which [`Net::add_tcp_rules`] gives TCP.
+    pub async fn route_into_tunnel(
+        &mut self,
+        dest: IpAddr,
+        len: u8,
+        tun: u32,
+        mtu: u32,
+    ) -> std::io::Result<()> {
+        let dest = network(dest, len);
+        self.add_route(dest, len, tun, None, 254, Some(mtu)).await?;
+        if dest.is_ipv4() {
+            self.add_route(dest, len, tun, None, TCP_TABLE, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends TCP/IPv4 to [`TCP_TABLE`]. With `default_route`, TCP first
+    /// looks up the main table without its default route (so the LAN and the
+    /// WANs' subnets keep their routes), then the tunnel's default.
+    pub async fn add_tcp_rules(&mut self, default_route: bool) -> std::io::Result<()> {
+        let rule = Rule {
+            priority: TCP_RULES,
+            table: 254,
+            v6: false,
+            fw_mark: None,
+            tcp: true,
+            suppress_prefixlength: Some(0),
+        };
+        if default_route {
+            self.add_rule(rule).await?;
+        }
+        self.add_rule(Rule {
+            priority: TCP_RULES + 1,
+            table: TCP_TABLE,
+            suppress_prefixlength: None,
+            ..rule
+        })
+        .await
+    }
+
+    /// Adds a policy-routing rule.
+    pub async fn add_rule(&mut self, rule: Rule) -> std::io::Result<()> {
+        use netlink_packet_route::rule::{RuleAction, RuleAttribute};
+        // The action must be said: the kernel answers a lookup that meets a
+        // rule of action 0 ("none") with EINVAL. Until 2026-12-03 the WAN mark
+        // rules had it; a socket bound to its WAN then fell back to treating
+        // the concentrator as on-link, which works only when it is (as in
+        // the lab), not behind a gateway.
+        let mut req = self
             .handle
             .rule()
             .add()
-            .fw_mark(mark)
-            .table_id(table)
-            .priority(1000 + (mark & 0xff));
-        let result = if v6 {
+            .action(RuleAction::ToTable)
+            .table_id(rule.table)
+            .priority(rule.priority);
+        if let Some(mark) = rule.fw_mark {
+            req = req.fw_mark(mark);
+        }
+        let attributes = &mut req.message_mut().attributes;
+        if rule.tcp {
+            attributes.push(RuleAttribute::IpProtocol(
+                netlink_packet_route::IpProtocol::Tcp,
+            ));
+        }
+        if let Some(len) = rule.suppress_prefixlength {
+            attributes.push(RuleAttribute::SuppressPrefixLen(len));
+        }
+        let result = if rule.v6 {
             req.v6().execute().await
         } else {
             req.v4().execute().await
         };
         match result {
             Ok(()) => {
-                self.installed.push(Item::Rule { mark, table, v6 });
+                self.installed.push(Item::Rule {
+                    priority: rule.priority,
+                    table: rule.table,
+                    v6: rule.v6,
+                });
                 Ok(())
             }
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
-            Err(e) => Err(err(&format!("rule fwmark {mark} table {table}"), e)),
+            Err(e) => Err(err(&format!("{rule:?}"), e)),
         }
     }
 
@@ -167,12 +271,16 @@ impl Net {
     pub async fn remove_installed(&mut self) {
         while let Some(item) = self.installed.pop() {
             let result = match &item {
-                Item::Rule { mark, table, v6 } => {
+                Item::Rule {
+                    priority,
+                    table,
+                    v6,
+                } => {
                     let version = if *v6 { IpVersion::V6 } else { IpVersion::V4 };
                     let mut rules = self.handle.rule().get(version).execute();
                     let mut outcome = Ok(());
                     while let Ok(Some(rule)) = rules.try_next().await {
-                        let matches = rule.attributes.iter().any(|a| matches!(a, netlink_packet_route::rule::RuleAttribute::FwMark(m) if m == mark))
+                        let matches = rule.attributes.iter().any(|a| matches!(a, netlink_packet_route::rule::RuleAttribute::Priority(p) if p == priority))
                             && rule.attributes.iter().any(|a| matches!(a, netlink_packet_route::rule::RuleAttribute::Table(t) if t == table));
                         if matches {
                             outcome = self.handle.rule().del(rule).execute().await;
@@ -220,18 +328,56 @@ impl Net {
     }
 }
 
-/// Opens the TUN device `name`, brings it up with `mtu` and gives it
-/// `address`: the start both modes share. Returns the netlink handle (which
+/// The network address of `addr/len` (host bits cleared).
+pub fn network(addr: IpAddr, len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
+/// Opens the TUN device `name` and gives it `address`: the start both modes
+/// share. TCP/IPv4 gets [`crate::io::tcp_mtu`], which is the device's MTU;
+/// everything else [`crate::io::tun_mtu`], on the tunnel subnet's route and
+/// every other route into the tunnel. Returns the netlink handle (which
 /// remembers what it installed), the device and its interface index.
 pub async fn open_tun(
     name: &str,
     address: (std::net::IpAddr, u8),
-    mtu: u32,
+    outer_v6: bool,
 ) -> std::io::Result<(Net, std::sync::Arc<crate::tun::Tun>, u32)> {
-    let net = Net::open()?;
+    let mut net = Net::open()?;
     let tun = std::sync::Arc::new(crate::tun::Tun::open(name)?);
     let index = net.index(name).await?;
-    net.up(index, mtu).await?;
+    net.up(index, crate::io::tcp_mtu(outer_v6)).await?;
     net.add_address(index, address.0, address.1).await?;
+    let mtu = crate::io::tun_mtu(outer_v6);
+    net.route_into_tunnel(address.0, address.1, index, mtu)
+        .await?;
     Ok((net, tun, index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_clears_host_bits() {
+        let n = |a: &str, len| network(a.parse().unwrap(), len).to_string();
+        assert_eq!(n("10.99.0.2", 24), "10.99.0.0");
+        assert_eq!(n("10.99.0.2", 32), "10.99.0.2");
+        assert_eq!(n("10.99.0.2", 0), "0.0.0.0");
+        assert_eq!(n("fd00:99::2", 64), "fd00:99::");
+        assert_eq!(n("fd00:99::2", 128), "fd00:99::2");
+    }
 }

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, Router};
 use crate::control::{Control, Status};
 use crate::io::{random32, read_socket, read_tun, udp_socket, wall_clock, Clock, Input, BUF};
-use crate::net::Net;
+use crate::net::{Net, Rule, MARK_RULES};
 use crate::tun::Tun;
 
 /// Firewall mark (and routing table) of WAN `i`: 0x6272 ("br") << 8 | i.
@@ -33,8 +33,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     let clock = Clock::start();
-    let mtu = crate::io::tun_mtu(r.concentrator.is_ipv6());
-    let (mut net, tun, tun_index) = crate::net::open_tun(&cfg.tun, r.address, mtu).await?;
+    let (mut net, tun, tun_index) =
+        crate::net::open_tun(&cfg.tun, r.address, r.concentrator.is_ipv6()).await?;
     let result = serve(cfg, r, &clock, &mut net, tun, tun_index, shutdown).await;
     net.remove_installed().await;
     result
@@ -66,8 +66,16 @@ async fn serve(
             } else {
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED)
             };
-            net.add_route(default, 0, dev, Some(gw), mark).await?;
-            net.add_mark_rule(mark, mark, gw.is_ipv6()).await?;
+            net.add_route(default, 0, dev, Some(gw), mark, None).await?;
+            net.add_rule(Rule {
+                priority: MARK_RULES + (mark & 0xff),
+                table: mark,
+                v6: gw.is_ipv6(),
+                fw_mark: Some(mark),
+                tcp: false,
+                suppress_prefixlength: None,
+            })
+            .await?;
         }
         let s = Arc::new(udp_socket(any, Some(&wan.device), Some(mark))?);
         read_socket(i, s.clone(), tx.clone());
@@ -79,8 +87,10 @@ async fn serve(
         } else {
             IpAddr::V6(Ipv6Addr::UNSPECIFIED)
         };
-        net.add_route(default, 0, tun_index, None, 254).await?;
+        net.route_into_tunnel(default, 0, tun_index, crate::io::tun_mtu(v6))
+            .await?;
     }
+    net.add_tcp_rules(r.default_route).await?;
     read_tun(tun.clone(), tx.clone());
     drop(tx);
 
