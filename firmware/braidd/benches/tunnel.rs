@@ -20,8 +20,11 @@
 //! default the host's, printed in the heading: a single flow's figures depend
 //! on it more than on anything braidd does), BENCH_COLD=1 (no 4 s UDP warm-up
 //! before braidd's TCP run: measures the first flow after the handshake, with
-//! every path's estimate still at its initial 2 Mbit/s). Arguments select
-//! scenarios by name (S1 S2 S3 S4 F); none means all.
+//! every path's estimate still at its initial 2 Mbit/s), BENCH_REPEAT (1 to
+//! 9, default 1: runs each TCP measurement of S1-S4 that many times on the
+//! same namespaces and reports the median run, with the range of all; one
+//! run's throughput moves by up to 3 Mbit/s with the machine's load).
+//! Arguments select scenarios by name (S1 S2 S3 S4 F); none means all.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -80,6 +83,8 @@ struct Env {
     /// The TCP congestion control of every namespace (`BENCH_CC`), or `None`
     /// for the host's default, which new namespaces inherit.
     cc: Option<String>,
+    /// How many times each TCP measurement runs (`BENCH_REPEAT`).
+    repeat: usize,
 }
 
 impl Env {
@@ -109,10 +114,12 @@ struct Row {
     name: &'static str,
     what: &'static str,
     rate_sum: f64,
-    single: Vec<f64>,
+    single: Vec<(f64, Spread)>,
     mptcp: Iperf,
+    mptcp_spread: Spread,
     mptcp_retx: (u64, u64),
     tcp: Iperf,
+    tcp_spread: Spread,
     tcp_retx: (u64, u64),
     /// Reorder events and spurious (D-SACKed) retransmissions the sender saw.
     tcp_reorder: (u64, u64),
@@ -130,6 +137,23 @@ struct Row {
     /// linkem frames sent over 1 ms after their time, and all frames it sent,
     /// during braidd's runs: how far the machine kept up with the emulation.
     lem_late: (u64, u64),
+}
+
+/// The bit rates of a measurement's runs: how many, the lowest and the highest.
+#[derive(Default, Clone, Copy)]
+struct Spread {
+    n: usize,
+    lo: f64,
+    hi: f64,
+}
+
+/// Runs a measurement `n` times and keeps the run with the median bit rate
+/// (`bps` of it), with the spread of all `n`.
+fn median_of<T>(n: usize, mut run: impl FnMut() -> T, bps: impl Fn(&T) -> f64) -> (T, Spread) {
+    let mut runs: Vec<T> = (0..n).map(|_| run()).collect();
+    let rates: Vec<f64> = runs.iter().map(bps).collect();
+    let (i, lo, hi) = lab::median_run(&rates).expect("BENCH_REPEAT is at least 1");
+    (runs.swap_remove(i), Spread { n, lo, hi })
 }
 
 /// Sums `late_over_1ms` and `out_frames` over linkem's stats lines.
@@ -249,41 +273,56 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     let baselines = std::env::var_os("BENCH_BRAIDD_ONLY").is_none();
     for i in (0..s.wans.len()).filter(|_| baselines) {
         let bind = lab::wan_router_addr(i);
-        let (r, _) = iperf_tcp(
-            &mut topo,
-            &con,
-            &rtr,
-            &wan_conc_addr(i),
-            &[],
-            &["-B", &bind],
-            env.secs,
+        let (r, spread) = median_of(
+            env.repeat,
+            || {
+                let (r, _) = iperf_tcp(
+                    &mut topo,
+                    &con,
+                    &rtr,
+                    &wan_conc_addr(i),
+                    &[],
+                    &["-B", &bind],
+                    env.secs,
+                );
+                eprintln!(
+                    "  single TCP over wan{i}: {:.2} Mbit/s, {} retransmits",
+                    r.bps / 1e6,
+                    r.retransmits
+                );
+                r
+            },
+            |r| r.bps,
         );
-        eprintln!(
-            "  single TCP over wan{i}: {:.2} Mbit/s, {} retransmits",
-            r.bps / 1e6,
-            r.retransmits
-        );
-        row.single.push(r.bps);
+        row.single.push((r.bps, spread));
     }
     if baselines {
         topo.mptcp_on();
-        let (r, retx) = iperf_tcp(
-            &mut topo,
-            &con,
-            &rtr,
-            &wan_conc_addr(0),
-            &["mptcpize", "run"],
-            &[],
-            env.secs,
+        let ((r, retx), spread) = median_of(
+            env.repeat,
+            || {
+                let (r, retx) = iperf_tcp(
+                    &mut topo,
+                    &con,
+                    &rtr,
+                    &wan_conc_addr(0),
+                    &["mptcpize", "run"],
+                    &[],
+                    env.secs,
+                );
+                eprintln!(
+                    "  MPTCP: {:.2} Mbit/s, {}/{} segments retransmitted",
+                    r.bps / 1e6,
+                    retx.1,
+                    retx.0
+                );
+                (r, retx)
+            },
+            |(r, _)| r.bps,
         );
         topo.mptcp_off();
-        eprintln!(
-            "  MPTCP: {:.2} Mbit/s, {}/{} segments retransmitted",
-            r.bps / 1e6,
-            retx.1,
-            retx.0
-        );
         row.mptcp = r;
+        row.mptcp_spread = spread;
         row.mptcp_retx = retx;
     }
 
@@ -321,50 +360,67 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
             w.bps / 1e6
         );
     }
-    let (tcp, loaded) = std::thread::scope(|sc| {
-        let lab = &mut topo.lab;
-        let (lan2, srv2) = (lan.clone(), srv.clone());
-        let h = sc.spawn(move || {
-            let before = lab::tcp_segments(&lan2);
-            let reo = lab::reorder_counters(&lan2);
-            let t = secs.to_string();
-            let r = lab::iperf3(lab, &srv2, &lan2, SERVER, 5201, &[], &["-t", &t, "-O", "2"]);
-            let after = lab::tcp_segments(&lan2);
-            let reo2 = lab::reorder_counters(&lan2);
-            (
-                r,
-                (after.0 - before.0, after.1 - before.1),
-                (reo2.0 - reo.0, reo2.1 - reo.1),
-            )
-        });
-        let trace = trace_paths(sc, env, &topo_sock, secs + 2);
-        // The probe runs while the flow is past its start-up (-O 2 s) and
-        // stops before its end.
-        std::thread::sleep(Duration::from_secs(3));
-        let p = probe(
-            &lan,
-            &srv,
-            SERVER,
-            7001,
-            50,
-            160,
-            Duration::from_secs(secs.saturating_sub(2).max(3)),
-        );
-        if let Some(t) = trace {
-            t.join().unwrap();
-        }
-        (h.join().unwrap(), p)
-    });
-    row.tcp = tcp.0;
-    row.tcp_retx = tcp.1;
-    row.tcp_reorder = tcp.2;
-    row.loaded = Some(loaded);
-    eprintln!(
-        "  braidd TCP: {:.2} Mbit/s, {}/{} segments retransmitted",
-        row.tcp.bps / 1e6,
-        row.tcp_retx.1,
-        row.tcp_retx.0
+    // linkem's lateness is over braidd's runs; of the TCP runs, the median
+    // one's only: every TCP run's adds to `lem_tcp_all`, all but the median's
+    // come off below.
+    let mut lem_tcp_all = (0, 0);
+    let ((tcp, retx, reorder, loaded, lem_tcp), spread) = median_of(
+        env.repeat,
+        || {
+            let lem_a = lem_lateness(&topo.linkem(&env.linkem, &["stats"]));
+            let ((tcp, retx, reorder), loaded) = std::thread::scope(|sc| {
+                let lab = &mut topo.lab;
+                let (lan2, srv2) = (lan.clone(), srv.clone());
+                let h = sc.spawn(move || {
+                    let before = lab::tcp_segments(&lan2);
+                    let reo = lab::reorder_counters(&lan2);
+                    let t = secs.to_string();
+                    let r =
+                        lab::iperf3(lab, &srv2, &lan2, SERVER, 5201, &[], &["-t", &t, "-O", "2"]);
+                    let after = lab::tcp_segments(&lan2);
+                    let reo2 = lab::reorder_counters(&lan2);
+                    (
+                        r,
+                        (after.0 - before.0, after.1 - before.1),
+                        (reo2.0 - reo.0, reo2.1 - reo.1),
+                    )
+                });
+                let trace = trace_paths(sc, env, &topo_sock, secs + 2);
+                // The probe runs while the flow is past its start-up (-O 2 s) and
+                // stops before its end.
+                std::thread::sleep(Duration::from_secs(3));
+                let p = probe(
+                    &lan,
+                    &srv,
+                    SERVER,
+                    7001,
+                    50,
+                    160,
+                    Duration::from_secs(secs.saturating_sub(2).max(3)),
+                );
+                if let Some(t) = trace {
+                    t.join().unwrap();
+                }
+                (h.join().unwrap(), p)
+            });
+            let lem_b = lem_lateness(&topo.linkem(&env.linkem, &["stats"]));
+            let lem = (lem_b.0 - lem_a.0, lem_b.1 - lem_a.1);
+            lem_tcp_all = (lem_tcp_all.0 + lem.0, lem_tcp_all.1 + lem.1);
+            eprintln!(
+                "  braidd TCP: {:.2} Mbit/s, {}/{} segments retransmitted",
+                tcp.bps / 1e6,
+                retx.1,
+                retx.0
+            );
+            (tcp, retx, reorder, loaded, lem)
+        },
+        |(tcp, ..)| tcp.bps,
     );
+    row.tcp = tcp;
+    row.tcp_spread = spread;
+    row.tcp_retx = retx;
+    row.tcp_reorder = reorder;
+    row.loaded = Some(loaded);
     if std::env::var_os("BENCH_TRACE").is_some() {
         // Counters as the TCP run left them (the UDP run below adds its own).
         eprintln!(
@@ -409,7 +465,10 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         }
     }
     let lem1 = lem_lateness(&topo.linkem(&env.linkem, &["stats"]));
-    row.lem_late = (lem1.0 - lem0.0, lem1.1 - lem0.1);
+    row.lem_late = (
+        lem1.0 - lem0.0 - (lem_tcp_all.0 - lem_tcp.0),
+        lem1.1 - lem0.1 - (lem_tcp_all.1 - lem_tcp.1),
+    );
     row.hwm_kib = topo.router_hwm_kib();
     let st = lab::status(&env.braidd, &topo.router_sock());
     row.reorder = st
@@ -435,6 +494,17 @@ fn pct(a: f64, b: f64) -> String {
     }
 }
 
+/// A bit rate in Mbit/s; of several runs (the median's) with their range, as
+/// `36.1 (35.2–36.4, n=3)`.
+fn mbit(bps: f64, s: Spread) -> String {
+    let m = format!("{:.1}", bps / 1e6);
+    if s.n > 1 {
+        format!("{m} ({:.1}–{:.1}, n={})", s.lo / 1e6, s.hi / 1e6, s.n)
+    } else {
+        m
+    }
+}
+
 fn table(rows: &[Row]) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "| scenario | single TCP, best link | MPTCP end to end | braidd TCP | braidd ÷ link rates | braidd ÷ Σ single-TCP | retransmitted segments (MPTCP / braidd) | braidd: reorder events / spurious retransmits (D-SACK) | braidd UDP received (loss) | probe p95 idle → loaded (ms) | added p95 (ms) | router VmHWM | linkem frames > 1 ms late |");
@@ -443,8 +513,21 @@ fn table(rows: &[Row]) -> String {
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in rows {
-        let best = r.single.iter().copied().fold(0.0, f64::max);
-        let sum_single: f64 = r.single.iter().sum();
+        let (best, best_spread) = r.single.iter().copied().fold(
+            (0.0, Spread::default()),
+            |b, l| if l.0 > b.0 { l } else { b },
+        );
+        let sum_single: f64 = r.single.iter().map(|l| l.0).sum();
+        let mut of_rates = pct(r.tcp.bps / 1e6, r.rate_sum);
+        if r.tcp_spread.n > 1 {
+            let (lo, hi) = (r.tcp_spread.lo / 1e6, r.tcp_spread.hi / 1e6);
+            let _ = write!(
+                of_rates,
+                " ({}–{})",
+                pct(lo, r.rate_sum),
+                pct(hi, r.rate_sum)
+            );
+        }
         let (idle, loaded) = (
             r.idle.as_ref().and_then(|p| p.quantile(0.95)),
             r.loaded.as_ref().and_then(|p| p.quantile(0.95)),
@@ -455,14 +538,14 @@ fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             t,
-            "| {} ({}) | {:.1} | {:.1} ({}) | {:.1} | {} | {} | {} / {} | {} / {} | {:.1} of {:.1} ({:.2}%) | {} → {} | {} | {} | {} |",
+            "| {} ({}) | {} | {} ({}) | {} | {} | {} | {} / {} | {} / {} | {:.1} of {:.1} ({:.2}%) | {} → {} | {} | {} | {} |",
             r.name,
             r.what,
-            best / 1e6,
-            r.mptcp.bps / 1e6,
+            mbit(best, best_spread),
+            mbit(r.mptcp.bps, r.mptcp_spread),
             pct(r.mptcp.bps / 1e6, r.rate_sum),
-            r.tcp.bps / 1e6,
-            pct(r.tcp.bps / 1e6, r.rate_sum),
+            mbit(r.tcp.bps, r.tcp_spread),
+            of_rates,
             pct(r.tcp.bps, sum_single),
             pct(r.mptcp_retx.1 as f64, r.mptcp_retx.0 as f64),
             pct(r.tcp_retx.1 as f64, r.tcp_retx.0 as f64),
@@ -741,6 +824,23 @@ fn svg(f: &[Failover]) -> String {
     s
 }
 
+/// `BENCH_REPEAT`: how many times each TCP measurement runs, 1 to 9; 1 when
+/// unset or empty. Anything else ends the benchmark before it starts.
+fn repeat_from_env() -> usize {
+    let v = std::env::var_os("BENCH_REPEAT").unwrap_or_default();
+    let v = v.to_string_lossy();
+    if v.is_empty() {
+        return 1;
+    }
+    match v.parse() {
+        Ok(n @ 1..=9) => n,
+        _ => {
+            eprintln!("BENCH_REPEAT={v}: expected a number of runs from 1 to 9");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -765,6 +865,7 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(10),
         cc: std::env::var("BENCH_CC").ok().filter(|c| !c.is_empty()),
+        repeat: repeat_from_env(),
     };
     let mut rows = Vec::new();
     for s in scenarios().iter().filter(|s| want(s.name)) {
@@ -776,7 +877,7 @@ fn main() {
         fo.push(run_failover(&env, false));
     }
     println!(
-        "braidd tunnel benchmark, {}, {} cores, {}, TCP congestion control {}\n",
+        "braidd tunnel benchmark, {}, {} cores, {}, TCP congestion control {}{}\n",
         String::from_utf8_lossy(
             &std::process::Command::new("date")
                 .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -793,7 +894,12 @@ fn main() {
                 .strip_prefix("model name")
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
             .unwrap_or_default(),
-        env.cc_in_use()
+        env.cc_in_use(),
+        if env.repeat > 1 {
+            format!(", TCP figures of S1-S4 the median of {} runs", env.repeat)
+        } else {
+            String::new()
+        }
     );
     if !rows.is_empty() {
         println!("{}", table(&rows));

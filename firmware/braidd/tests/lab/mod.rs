@@ -1050,3 +1050,36 @@ pub fn reorder_counters(ns: &str) -> (u64, u64) {
     let v = tcp_ext(ns, &REORDER_KEYS);
     (v[0] + v[1] + v[2], v[3])
 }
+
+// ---------------------------------------------------------------- repeated runs
+
+/// Of several runs' figures, the run to report and the spread of all of them:
+/// (index of the median, smallest, largest). With an even count the median is
+/// the lower of the two middle figures, so the run's other figures are its own.
+/// None without runs.
+pub fn median_run(values: &[f64]) -> Option<(usize, f64, f64)> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let (lo, hi) = (*order.first()?, *order.last()?);
+    Some((order[(order.len() - 1) / 2], values[lo], values[hi]))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn median_run_picks_the_middle_run_and_the_range() {
+        // Here, not at the module's top: the bench builds this module too,
+        // with cfg(test) under clippy but without its #[test] functions.
+        use super::median_run;
+        assert_eq!(median_run(&[]), None);
+        assert_eq!(median_run(&[36.1]), Some((0, 36.1, 36.1)));
+        assert_eq!(median_run(&[36.4, 35.2, 36.1]), Some((2, 35.2, 36.4)));
+        // Even count: the lower middle run, not an average no run measured.
+        assert_eq!(median_run(&[4.0, 1.0, 3.0, 2.0]), Some((3, 1.0, 4.0)));
+        // Equal figures: one of them, whichever.
+        assert_eq!(
+            median_run(&[5.0, 5.0, 5.0]).map(|m| (m.1, m.2)),
+            Some((5.0, 5.0))
+        );
+    }
+}
