@@ -12,6 +12,7 @@
 //! * [`crypto`]: AEAD sealing and opening (ChaCha20-Poly1305) with per-path nonce
 //!   counters that can never repeat under one key, and an RFC 6479 anti-replay window.
 //! * [`control`]: the postcard-encoded control messages carried inside the tunnel.
+//! * [`compress`]: TCP/IPv4 header compression, 21-25 bytes off each bulk segment.
 //!
 //! Byte order on the wire is network order (big-endian) throughout; every format has
 //! byte-array test vectors that must pass identically on little- and big-endian CPUs.

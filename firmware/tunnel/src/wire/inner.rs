@@ -42,7 +42,6 @@ const KIND_SHIFT: u8 = 6;
 const CLASS_SHIFT: u8 = 4;
 const CLASS_MASK: u8 = 0x03;
 const RESERVED_BITS: u8 = 0x0c;
-const FLAG_BITS: u8 = 0x03;
 
 /// Length of the inner header.
 pub const INNER_HEADER_LEN: usize = field::PAYLOAD.start;
@@ -106,7 +105,7 @@ impl<T: AsRef<[u8]>> InnerPacket<T> {
 
     /// Flag bits.
     pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[field::BITS] & FLAG_BITS
+        self.buffer.as_ref()[field::BITS] & InnerRepr::FLAGS_KNOWN
     }
 
     /// Traffic class.
