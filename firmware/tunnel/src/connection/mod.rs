@@ -261,6 +261,34 @@ pub struct Transmit {
     pub len: usize,
 }
 
+/// Where in-order packets go: expanded (header compression), then to the LAN
+/// at once (priority classes) or through the paced release (aggregate).
+struct Outbox {
+    /// In-order packets of the priority classes, for the LAN at once.
+    delivered: VecDeque<Vec<u8>>,
+    /// In-order packets of the aggregate class, paced toward the LAN.
+    release: Release,
+    decompressor: Decompressor,
+}
+
+impl Outbox {
+    /// Where a reorder buffer of `class` puts the packets it releases.
+    fn deliverer(&mut self, class: usize, now: Instant) -> impl FnMut(&[u8]) + '_ {
+        move |p: &[u8]| {
+            // In sequence order, as compression requires; a packet whose
+            // context is missing is dropped (and reported by `forget_missed`).
+            let Ok(p) = self.decompressor.expand(p) else {
+                return;
+            };
+            if class == Class::Aggregate as usize {
+                self.release.push(now, p);
+            } else {
+                self.delivered.push_back(p);
+            }
+        }
+    }
+}
+
 /// The session state machine.
 pub struct Connection {
     role: Role,
@@ -288,13 +316,10 @@ pub struct Connection {
     staged: VecDeque<(Class, Vec<u8>)>,
     seq: [u32; CLASSES],
     reorder: [Reorder; CLASSES],
-    /// In-order packets of the priority classes, for the LAN at once.
-    delivered: VecDeque<Vec<u8>>,
-    /// In-order packets of the aggregate class, paced toward the LAN.
-    release: Release,
-    /// Header compression of the aggregate class's TCP/IPv4 packets, both ways.
+    /// Where the reorder buffers' in-order packets go.
+    out: Outbox,
+    /// Header compression of the aggregate class's TCP/IPv4 packets.
     compressor: Compressor,
-    decompressor: Decompressor,
     /// When the next [`Control::Forget`] may go (one per `FORGET_INTERVAL`).
     forget_at: Instant,
     events: VecDeque<Event>,
@@ -350,10 +375,12 @@ impl Connection {
                 Reorder::with_capacity(256),
                 Reorder::with_capacity(256),
             ],
-            delivered: VecDeque::new(),
-            release: Release::new(),
+            out: Outbox {
+                delivered: VecDeque::new(),
+                release: Release::new(),
+                decompressor: Decompressor::new(),
+            },
             compressor: Compressor::new(),
-            decompressor: Decompressor::new(),
             forget_at: Instant::ZERO,
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -493,7 +520,7 @@ impl Connection {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        let (c, d) = (self.compressor.stats(), self.decompressor.stats());
+        let (c, d) = (self.compressor.stats(), self.out.decompressor.stats());
         Stats {
             compressed: c.compressed,
             compress_saved: c.saved_bytes,
@@ -520,7 +547,7 @@ impl Connection {
 
     /// Counters of the aggregate class's paced release toward the LAN.
     pub fn release_stats(&self) -> ReleaseStats {
-        self.release.stats()
+        self.out.release.stats()
     }
 
     /// The next IP packet for the LAN at `now`, in order within its class, if
@@ -528,7 +555,10 @@ impl Connection {
     /// ([`crate::release`]), so `None` may leave packets waiting until
     /// [`Connection::poll_timeout`].
     pub fn poll_deliver(&mut self, now: Instant) -> Option<Vec<u8>> {
-        self.delivered.pop_front().or_else(|| self.release.pop(now))
+        self.out
+            .delivered
+            .pop_front()
+            .or_else(|| self.out.release.pop(now))
     }
 
     // --- Sending --------------------------------------------------------------
@@ -929,15 +959,9 @@ impl Connection {
                 self.rx[usize::from(path)].on_data(now);
                 let class = usize::from(repr.class).min(CLASSES - 1);
                 if class == Class::Aggregate as usize {
-                    self.release.on_arrival(inner.payload().len());
+                    self.out.release.on_arrival(inner.payload().len());
                 }
-                let mut deliver = Self::deliverer(
-                    class,
-                    now,
-                    &mut self.delivered,
-                    &mut self.release,
-                    &mut self.decompressor,
-                );
+                let mut deliver = self.out.deliverer(class, now);
                 if repr.flags & InnerRepr::FLAG_REPAIR != 0 {
                     self.reorder[class].push_repair(now, repr.seq, inner.payload(), &mut deliver);
                 } else {
@@ -1137,7 +1161,7 @@ impl Connection {
         for r in &self.reorder {
             take(r.deadline());
         }
-        take(self.release.next_release());
+        take(self.out.release.next_release());
         if self.is_established() {
             for (i, p) in self.paths.iter().enumerate() {
                 if let Some(p) = p {
@@ -1166,13 +1190,7 @@ impl Connection {
             }
         }
         for (class, r) in self.reorder.iter_mut().enumerate() {
-            let mut deliver = Self::deliverer(
-                class,
-                now,
-                &mut self.delivered,
-                &mut self.release,
-                &mut self.decompressor,
-            );
+            let mut deliver = self.out.deliverer(class, now);
             r.on_timeout(now, &mut deliver);
         }
         self.forget_missed(now);
@@ -1189,36 +1207,13 @@ impl Connection {
         }
     }
 
-    /// Where a reorder buffer of `class` puts the packets it releases: the
-    /// aggregate class into the paced release, the others straight out.
-    fn deliverer<'a>(
-        class: usize,
-        now: Instant,
-        delivered: &'a mut VecDeque<Vec<u8>>,
-        release: &'a mut Release,
-        decompressor: &'a mut Decompressor,
-    ) -> impl FnMut(&[u8]) + 'a {
-        move |p: &[u8]| {
-            // In sequence order, as compression requires; a packet whose
-            // context is missing is dropped (and reported by `forget_missed`).
-            let Ok(p) = decompressor.expand(p) else {
-                return;
-            };
-            if class == Class::Aggregate as usize {
-                release.push(now, p);
-            } else {
-                delivered.push_back(p);
-            }
-        }
-    }
-
     /// Tells the peer which compression contexts were missing here, at most
     /// once per `FORGET_INTERVAL` (until then the slots stay pending).
     fn forget_missed(&mut self, now: Instant) {
         if now < self.forget_at || !self.is_established() {
             return;
         }
-        let mask = self.decompressor.take_missed();
+        let mask = self.out.decompressor.take_missed();
         if mask == 0 {
             return;
         }
