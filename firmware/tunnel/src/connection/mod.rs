@@ -92,6 +92,23 @@ const MAX_REPAIRS_PER_NACK: u64 = 64;
 /// each slot installs it again, so one report per round trip is enough.
 const FORGET_INTERVAL: Duration = Duration::from_millis(10);
 
+/// The path of `paths` whose `arrival` (`None`: it cannot take the packet)
+/// ranks first, penalised by its state ([`Path::penalised`]); on a tie any
+/// other than `avoid`. Backup paths count only while no primary is `live`.
+fn first_arrival<'a>(
+    paths: impl Iterator<Item = &'a Path> + Clone,
+    live: impl Fn(&Path) -> bool,
+    arrival: impl Fn(&Path) -> Option<Duration>,
+    avoid: u8,
+) -> Option<u8> {
+    let any_primary = paths.clone().any(|p| live(p) && !p.config.backup);
+    paths
+        .filter(|p| !(p.config.backup && any_primary))
+        .filter_map(|p| Some((p.penalised(arrival(p)?), p.id == avoid, p.id)))
+        .min()
+        .map(|(_, _, id)| id)
+}
+
 /// Whether an IP packet is TCP (IPv4 protocol or IPv6 next header 6; an IPv6
 /// packet with extension headers before TCP counts as not TCP).
 fn is_tcp(packet: &[u8]) -> bool {
@@ -818,14 +835,12 @@ impl Connection {
     /// (`tcp_backlog`), 40 ms of S2's DSL line.
     fn reroute(&mut self, now: Instant, from: usize) {
         let queue = core::mem::take(&mut self.queues[from]);
-        fn others(paths: &[Option<Path>], from: usize) -> impl Iterator<Item = &Path> {
+        fn others(paths: &[Option<Path>], from: usize) -> impl Iterator<Item = &Path> + Clone {
             paths
                 .iter()
                 .flatten()
                 .filter(move |p| usize::from(p.id) != from)
         }
-        let any_primary =
-            others(&self.paths, from).any(|p| p.usable() && !p.suspect(now) && !p.config.backup);
         let mut keep = VecDeque::new();
         for mut item in queue {
             if !item.is_data() {
@@ -836,14 +851,13 @@ impl Connection {
                 continue;
             }
             let len = item.data.len();
-            let target = others(&self.paths, from)
-                .filter(|p| !(p.config.backup && any_primary))
-                .filter_map(|p| {
-                    let a = p.arrival_within(now, len, Duration::MAX)?;
-                    Some((p.penalised(a), p.id))
-                })
-                .min()
-                .map(|(_, id)| usize::from(id));
+            let target = first_arrival(
+                others(&self.paths, from),
+                |p| p.usable() && !p.suspect(now),
+                |p| p.arrival_within(now, len, Duration::MAX),
+                u8::MAX,
+            )
+            .map(usize::from);
             let Some(to) = target.filter(|&to| self.queues[to].len() < MAX_QUEUED) else {
                 self.stats.tx_dropped += 1;
                 continue;
@@ -998,21 +1012,12 @@ impl Connection {
     /// `avoid` (a repair goes on the path that lost it only if no other is as
     /// fast: a slower one would arrive after the receiver gave up).
     fn best_path(&self, now: Instant, size: usize, avoid: u8) -> Option<u8> {
-        let any_primary = self
-            .paths
-            .iter()
-            .flatten()
-            .any(|p| p.usable() && !p.config.backup);
-        self.paths
-            .iter()
-            .flatten()
-            .filter(|p| !(p.config.backup && any_primary))
-            .filter_map(|p| {
-                let a = p.arrival_unloaded(now, size)?;
-                Some((p.penalised(a), p.id == avoid, p.id))
-            })
-            .min()
-            .map(|(_, _, id)| id)
+        first_arrival(
+            self.paths.iter().flatten(),
+            Path::usable,
+            |p| p.arrival_unloaded(now, size),
+            avoid,
+        )
     }
 
     /// Reports counters missing on `path` to the peer and holds the aggregate
