@@ -707,7 +707,11 @@ impl Connection {
             } else {
                 Kind::Bulk
             };
-            self.enqueue(now, path, repr, packet, kind);
+            let queued = self.enqueue(now, path, repr, packet, kind);
+            if !queued && compressed {
+                // Its slot may have been installed by this packet.
+                self.compressor.unsent();
+            }
             self.arm_padding(now, path);
         }
         self.stats.tx_packets += 1;
@@ -717,10 +721,18 @@ impl Connection {
     /// Queues an inner packet for `path`: bulk at its pacing time, priority
     /// packets and reports at once, ahead of bulk (priority packets still count
     /// against the pacer, so bulk yields to them). The send stamp is written and
-    /// the packet sealed when it actually leaves.
-    fn enqueue(&mut self, now: Instant, path: u8, repr: InnerRepr, payload: &[u8], kind: Kind) {
+    /// the packet sealed when it actually leaves. `false`: dropped (no such
+    /// path, or its queue is full).
+    fn enqueue(
+        &mut self,
+        now: Instant,
+        path: u8,
+        repr: InnerRepr,
+        payload: &[u8],
+        kind: Kind,
+    ) -> bool {
         let Some(p) = self.paths[usize::from(path)].as_mut() else {
-            return;
+            return false;
         };
         let len = TRANSPORT_HEADER_LEN + INNER_HEADER_LEN + payload.len() + TAG_LEN;
         let at = match kind {
@@ -736,7 +748,7 @@ impl Connection {
         let q = &mut self.queues[usize::from(path)];
         if q.len() >= MAX_QUEUED {
             self.stats.tx_dropped += 1;
-            return;
+            return false;
         }
         let mut data = Vec::with_capacity(len);
         data.resize(TRANSPORT_HEADER_LEN, 0);
@@ -760,6 +772,7 @@ impl Connection {
             let pos = q.iter().position(|i| !i.priority).unwrap_or(q.len());
             q.insert(pos, item);
         }
+        true
     }
 
     /// The next datagram to send now, written into `buf`.
