@@ -228,7 +228,7 @@ fn iperf_udp(
 }
 
 /// With BENCH_TRACE: the router's path table, and how many packets it
-/// dropped, every 250 ms for `secs`, in a thread of `sc`.
+/// dropped, repaired and padded, every 250 ms for `secs`, in a thread of `sc`.
 fn trace_paths<'s>(
     sc: &'s std::thread::Scope<'s, '_>,
     env: &Env,
@@ -245,9 +245,15 @@ fn trace_paths<'s>(
             for l in st.lines().filter(|l| l.starts_with("path ")) {
                 eprintln!("{t:6.2} {l}");
             }
-            if let Some(d) = st.split_whitespace().find(|w| w.starts_with("tx_dropped=")) {
-                eprintln!("{t:6.2} {d}");
-            }
+            let counters: Vec<&str> = st
+                .split_whitespace()
+                .filter(|w| {
+                    ["tx_dropped=", "repairs_sent=", "padding_sent="]
+                        .iter()
+                        .any(|k| w.starts_with(k))
+                })
+                .collect();
+            eprintln!("{t:6.2} {}", counters.join(" "));
             std::thread::sleep(Duration::from_millis(250));
         }
     }))
@@ -367,7 +373,13 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     let ((tcp, retx, reorder, loaded, lem_tcp), spread) = median_of(
         env.repeat,
         || {
-            let lem_a = lem_lateness(&topo.linkem(&env.linkem, &["stats"]));
+            let stats_a = topo.linkem(&env.linkem, &["stats"]);
+            if std::env::var_os("BENCH_TRACE").is_some() {
+                eprintln!("--- before TCP: linkem\n{stats_a}");
+                let conc = lab::status(&env.braidd, &topo.conc_sock());
+                eprintln!("--- before TCP: concentrator\n{conc}");
+            }
+            let lem_a = lem_lateness(&stats_a);
             let ((tcp, retx, reorder), loaded) = std::thread::scope(|sc| {
                 let lab = &mut topo.lab;
                 let (lan2, srv2) = (lan.clone(), srv.clone());
