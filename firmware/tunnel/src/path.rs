@@ -788,21 +788,30 @@ pub fn tcp_spread_limit(fastest: Duration) -> Duration {
 
 /// Most the pacer may be behind for a TCP packet of the aggregate class, given
 /// the unloaded arrivals on the fastest path and on the farthest one the flow
-/// may use: half the flow's round trip (data over the farthest, acks back over
-/// the fastest), at least [`MAX_BACKLOG`] and at most [`GRACE_BACKLOG`].
+/// may use: the flow's unloaded round trip (data over the farthest, acks back
+/// over the fastest), at least [`MAX_BACKLOG`] and at most [`GRACE_BACKLOG`].
 ///
 /// braid's pacers are the flow's bottleneck queue, and a loss-based sender
 /// (cubic, the default of every client OS) cuts its window to 0.7 of what it
-/// was when one drops a packet. The path stays busy through the cut only if
-/// the queue held at least 0.43 of a round trip (the buffer-sizing rule);
-/// with 15 ms against S1's 45 ms round trip the pipe ran dry after every
-/// drop (measured, cubic, 20 s: S1 33.4 Mbit/s with 15 ms, 36.0 with half the
-/// round trip; S2 25.8 and 26.8). bbr sizes its window by the minimum round
-/// trip and gains nothing, nor loses (S1 35.1 and 35.0). Latency-sensitive
-/// traffic goes ahead of this queue, and other bulk traffic keeps
-/// [`MAX_BACKLOG`].
+/// was when one drops a packet. The paths stay busy through the cut only if
+/// the queue held at least 0.43 of the round trip the flow really sees (the
+/// buffer-sizing rule). That round trip is longer than the unloaded one: a
+/// jittery path's packets arrive late and the ones behind them wait in the
+/// reorder buffer, and a repaired loss holds the flow for a round trip of
+/// the fastest path. Measured, cubic, 20 s, median of 3 (2026-12-03):
+/// * 15 ms against S1's 45 ms round trip ran the pipe dry after every drop
+///   (S1 33.4 Mbit/s; S2 25.8);
+/// * half the unloaded round trip: S1 34.6-36.0, S2 25.8-26.8, and S4 25.2:
+///   its drops came at a window of 150-170 packets where 180 fill the links,
+///   and the LTE path (10 ms of jitter, 1% loss) carried 6-7 of its 10
+///   Mbit/s;
+/// * the whole unloaded round trip: S1 36.8, S2 27.3, S4 30.0.
+///
+/// bbr sizes its window by the minimum round trip and neither gains nor
+/// loses (S1 35.1 and 35.0 at 15 ms and at half). Latency-sensitive traffic
+/// goes ahead of this queue, and other bulk traffic keeps [`MAX_BACKLOG`].
 pub fn tcp_backlog(fastest: Duration, farthest: Duration) -> Duration {
-    ((fastest + farthest) / 2).clamp(MAX_BACKLOG, GRACE_BACKLOG)
+    (fastest + farthest).clamp(MAX_BACKLOG, GRACE_BACKLOG)
 }
 
 #[cfg(test)]

@@ -269,7 +269,7 @@ fn s4_tcp_stays_off_the_satellite_and_holes_wait_only_the_spread_in_use() {
 
 /// A cut link loses what was on the wire, not what braid still held for it:
 /// when the path falls silent, the data queued in its pacer (for TCP, the
-/// delay spread and half the round trip) moves to the other path.
+/// delay spread and the round trip) moves to the other path.
 #[test]
 fn a_cut_path_s_queue_moves_to_the_other_path() {
     let links = s2_links();
@@ -286,10 +286,12 @@ fn a_cut_path_s_queue_moves_to_the_other_path() {
     let lost = accepted - delivered;
     let moved = s.router.stats().rerouted;
     // On the wire at the cut: 10 ms of 20 Mbit/s and the detection's round
-    // trip and report interval (~45 ms) sent into the dead link: ~100 packets.
+    // trip and report interval (~45 ms) sent into the dead link: ~100 packets
+    // (82-118 over seeds 20-31, whether TCP's pacer limit is its round trip
+    // or half of it: where the rate search was at the cut matters more).
     eprintln!("cut: accepted {accepted}, lost {lost}, moved {moved}");
     assert!(moved >= 20, "moved {moved}");
-    assert!(lost <= 100, "lost {lost}");
+    assert!(lost <= 120, "lost {lost}");
     assert_in_order(&s, 1);
 }
 
@@ -586,7 +588,8 @@ fn one_drop_per_round_trip_then_the_overshoot_queues() {
     use braid_tunnel::path::{GRACE_BACKLOG, MAX_BACKLOG};
     use braid_tunnel::time::Instant;
 
-    let mut s = Sim::symmetric(29, &[LinkSpec::new(20.0, 10.0)]);
+    // 5 ms one way: TCP's own limit, the round trip, is under MAX_BACKLOG.
+    let mut s = Sim::symmetric(29, &[LinkSpec::new(20.0, 5.0)]);
     s.flows.push(Flow::cbr(
         1,
         Class::Aggregate,
@@ -631,8 +634,8 @@ fn one_drop_per_round_trip_then_the_overshoot_queues() {
     assert_eq!(s.router.stats().tx_dropped, dropped + 3);
 }
 
-/// A TCP flow over a near and a farther path: each pacer may hold half the
-/// flow's round trip instead of MAX_BACKLOG (the queue a loss-based sender
+/// A TCP flow over a near and a farther path: each pacer may hold the
+/// flow's unloaded round trip instead of MAX_BACKLOG (the queue a loss-based sender
 /// needs to keep the pipe full through a window cut), and the near path's the
 /// difference in delay on top (in-order delivery waits for the far path
 /// anyway), so the far path is not used only when the near one overflows.
@@ -683,12 +686,11 @@ fn tcp_may_queue_the_spread_on_the_nearer_path() {
     );
     // UDP: both pacers to MAX_BACKLOG.
     assert!((ms_of(udp) - max_ms).abs() < 2.0, "{udp}");
-    // TCP: both pacers to half the round trip (data over the far path, acks
-    // over the near one), and the near pacer the spread too (half the joint
-    // rate).
-    let half_rtt = ((owd(0) + owd(1)) / 2.0).clamp(max_ms, GRACE_BACKLOG.as_secs_f64() * 1000.0);
-    assert!(half_rtt > max_ms + 3.0, "{half_rtt}");
-    let want = half_rtt + spread_ms / 2.0;
+    // TCP: both pacers to the round trip (data over the far path, acks over
+    // the near one), and the near pacer the spread too (half the joint rate).
+    let rtt = (owd(0) + owd(1)).clamp(max_ms, GRACE_BACKLOG.as_secs_f64() * 1000.0);
+    assert!(rtt > max_ms + 3.0, "{rtt}");
+    let want = rtt + spread_ms / 2.0;
     assert!((ms_of(tcp) - want).abs() < 2.0, "{tcp}, want {want:.1} ms");
 }
 

@@ -630,8 +630,8 @@ impl Connection {
         // when the near ones overflowed, at the top of TCP's sawtooth (S4's
         // LTE path carried 68% of its rate). Other traffic may reach any path,
         // so the pacers stay at `limit`: a 300 ms satellite must not put 300 ms
-        // of queue in front of the DSL line. TCP's own limit is half its round
-        // trip (`tcp_backlog`: the queue a loss-based sender needs).
+        // of queue in front of the DSL line. TCP's own limit is its unloaded
+        // round trip (`tcp_backlog`: the queue a loss-based sender needs).
         // Each candidate with its unloaded arrival (`None`: not usable now).
         let unloaded: heapless::Vec<(&Path, Option<Duration>), MAX_PATHS> = candidates()
             .map(|p| (p, p.arrival_unloaded(now, size)))
@@ -844,8 +844,8 @@ impl Connection {
     /// and nothing shows the peer the hole: no later packet comes on that
     /// path to reveal a gap in its counters, so the aggregate class waits out
     /// its reorder timeout and the sender retransmits. A TCP flow may keep
-    /// half its round trip and the delay spread in a nearer path's pacer
-    /// (`tcp_backlog`), 40 ms of S2's DSL line.
+    /// its round trip and the delay spread in a nearer path's pacer
+    /// (`tcp_backlog`), 60 ms of S2's DSL line.
     fn reroute(&mut self, now: Instant, from: usize) {
         let queue = core::mem::take(&mut self.queues[from]);
         fn others(paths: &[Option<Path>], from: usize) -> impl Iterator<Item = &Path> + Clone {
