@@ -59,9 +59,11 @@ pub const QUEUE_EASE: Duration = Duration::from_millis(5);
 pub const QUEUE_EASE_SPAN: Duration = Duration::from_millis(60);
 /// Most the pacer may be behind (queued in braid) before the path counts as full.
 pub const MAX_BACKLOG: Duration = Duration::from_millis(15);
-/// Most the pacer may be behind for a TCP packet while the connection is in
-/// its drop grace: the round trip after it dropped a TCP packet, in which the
-/// sender cannot yet have slowed down (see `Connection::send`).
+/// Most the pacer may be behind for a bulk packet while the connection is in
+/// its drop grace: the round trip after it dropped one, in which the sender
+/// cannot yet have slowed down (see `Connection::send`). A TCP packet's limit
+/// ([`tcp_backlog`]) grows by as much, `GRACE_BACKLOG - MAX_BACKLOG`. It is
+/// also the most [`tcp_backlog`] gives outside the grace.
 pub const GRACE_BACKLOG: Duration = Duration::from_millis(45);
 /// Least extra one-way delay, over the fastest usable path's, that a TCP packet
 /// of the aggregate class may be given by spilling onto a slower path (see

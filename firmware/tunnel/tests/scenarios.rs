@@ -634,6 +634,50 @@ fn one_drop_per_round_trip_then_the_overshoot_queues() {
     assert_eq!(s.router.stats().tx_dropped, dropped + 3);
 }
 
+/// The grace after a drop comes on top of TCP's own limit: on a 30 ms path
+/// that limit is already GRACE_BACKLOG, and without room past it every
+/// packet of a sender's overshoot was dropped, not one per round trip.
+#[test]
+fn the_drop_grace_adds_to_tcp_s_own_limit() {
+    use braid_tunnel::path::{tcp_backlog, GRACE_BACKLOG, MAX_BACKLOG};
+    use braid_tunnel::time::Instant;
+
+    let mut s = Sim::symmetric(29, &[LinkSpec::new(20.0, 30.0)]);
+    s.flows.push(Flow::cbr(
+        1,
+        Class::Aggregate,
+        5.0,
+        1400,
+        secs(0.5),
+        secs(2.5),
+    ));
+    s.run_until(secs(3.0));
+    let path = s.router.paths().next().unwrap();
+    let owd = Duration::from_micros(path.min_rtt_us.unwrap() / 2);
+    let own = tcp_backlog(owd, owd);
+    assert_eq!(own, GRACE_BACKLOG, "a 60 ms round trip reaches the cap");
+    let now = Instant::from_micros(3_000_000);
+    let tcp = ipv4_packet(6);
+    let wire = (1400 + braid_tunnel::wire::OVERHEAD) as f64;
+    let ms_of = |n: u32| f64::from(n) * wire / path.pacing_rate as f64 * 1000.0;
+    let burst = |s: &mut Sim| {
+        (0..2000)
+            .take_while(|_| s.router.send(now, Class::Aggregate, &tcp).is_ok())
+            .count() as u32
+    };
+    let before = burst(&mut s);
+    let during = burst(&mut s);
+    eprintln!(
+        "accepted {before} ({:.1} ms) before the drop, {during} ({:.1} ms) after",
+        ms_of(before),
+        ms_of(during)
+    );
+    let own_ms = own.as_secs_f64() * 1000.0;
+    let extra_ms = (GRACE_BACKLOG - MAX_BACKLOG).as_secs_f64() * 1000.0;
+    assert!((ms_of(before) - own_ms).abs() < 2.0, "{before}");
+    assert!((ms_of(during) - extra_ms).abs() < 2.0, "{during} more");
+}
+
 /// A TCP flow over a near and a farther path: each pacer may hold the
 /// flow's unloaded round trip instead of MAX_BACKLOG (the queue a loss-based sender
 /// needs to keep the pipe full through a window cut), and the near path's the

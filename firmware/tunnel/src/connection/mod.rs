@@ -327,8 +327,9 @@ pub struct Connection {
     store: VecDeque<Stored>,
     /// When to consider padding each path's up-probe next.
     pad_at: [Option<Instant>; MAX_PATHS],
-    /// Until when TCP packets may fill the pacers to GRACE_BACKLOG: a round
-    /// trip after a TCP packet was dropped (see `send`).
+    /// Until when bulk packets may fill the pacers GRACE_BACKLOG -
+    /// MAX_BACKLOG past their limit: a round trip after a bulk packet was
+    /// dropped (see `send`).
     drop_grace: Instant,
     staged: VecDeque<(Class, Vec<u8>)>,
     seq: [u32; CLASSES],
@@ -616,11 +617,7 @@ impl Connection {
                 .filter(move |p| !(p.config.backup && any_primary))
         };
         let bulk = class == Class::Aggregate;
-        let mut limit = if bulk && now < self.drop_grace {
-            crate::path::GRACE_BACKLOG
-        } else {
-            crate::path::MAX_BACKLOG
-        };
+        let mut limit = crate::path::MAX_BACKLOG;
         // A TCP packet of the aggregate class may use only the paths within
         // `tcp_spread_limit` of the fastest (a far one puts its delay on every
         // packet of the flow): `latest` bounds their unloaded arrival. Among
@@ -649,6 +646,14 @@ impl Connection {
                     limit = limit.max(tcp_backlog(fastest, far));
                 }
             }
+        }
+        if bulk && now < self.drop_grace {
+            // On top of TCP's own limit too: where that is already
+            // GRACE_BACKLOG (S1, S4), the grace had no room left, and a
+            // sender that probes past the pacers (bbr's 1.25 phase) lost
+            // every packet of the overshoot (bbr, S1: 1.0-1.5% retransmitted
+            // against 0.1-0.7%).
+            limit += crate::path::GRACE_BACKLOG - crate::path::MAX_BACKLOG;
         }
         for &(p, own) in &unloaded {
             let Some(own) = own.filter(|&a| a <= latest) else {
@@ -681,8 +686,8 @@ impl Connection {
                 // cannot react before it has seen the loss, a round trip
                 // later. Dropping the rest of that round's overshoot too costs
                 // retransmissions and no more slowing down (one reduction per
-                // window), so the pacers take up to GRACE_BACKLOG until then:
-                // at most one drop per round trip below that.
+                // window), so the pacers take GRACE_BACKLOG - MAX_BACKLOG more
+                // until then: at most one drop per round trip below that.
                 let rtt = candidates()
                     .filter(|p| p.arrival_unloaded(now, size).is_some_and(|a| a <= latest))
                     .map(Path::rtt_bound)
