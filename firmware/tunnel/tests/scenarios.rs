@@ -440,6 +440,19 @@ fn latency_under_load() {
     );
 }
 
+/// Of the first flow (id 1): the packets the router accepted, those that
+/// arrived, and the concentrator's aggregate reorder counters.
+fn repair_outcome(s: &mut Sim) -> (u64, u64, braid_tunnel::reorder::ReorderStats) {
+    let sent = u64::from(s.flows[0].seq) - s.flows[0].refused;
+    let arrived = s.flow_arrivals(1).len() as u64;
+    let reorder = s
+        .conc
+        .connection(0)
+        .map(|c| c.reorder_stats(Class::Aggregate))
+        .unwrap();
+    (sent, arrived, reorder)
+}
+
 /// A link that loses 2% of its packets, for no congestion: the tunnel reports
 /// each loss and sends the packet again, and the flow loses (almost) nothing.
 #[test]
@@ -458,13 +471,7 @@ fn random_losses_on_a_path_are_repaired() {
         secs(6.0),
     ));
     s.run_until(secs(7.0));
-    let sent = u64::from(s.flows[0].seq) - s.flows[0].refused;
-    let arrived = s.flow_arrivals(1).len() as u64;
-    let reorder = s
-        .conc
-        .connection(0)
-        .map(|c| c.reorder_stats(Class::Aggregate))
-        .unwrap();
+    let (sent, arrived, reorder) = repair_outcome(&mut s);
     let link_losses = s.up[0].dropped_loss;
     eprintln!("repair: sent {sent} arrived {arrived}, link lost {link_losses}, {reorder:?}");
     assert!(link_losses > 50, "the link did lose packets: {link_losses}");
@@ -493,13 +500,7 @@ fn repairs_overtake_a_tcp_backlog() {
     s.flows
         .push(Flow::cbr(1, Class::Aggregate, 36.0, 1400, secs(1.0), secs(9.0)).tcp());
     s.run_until(secs(10.0));
-    let sent = u64::from(s.flows[0].seq) - s.flows[0].refused;
-    let arrived = s.flow_arrivals(1).len() as u64;
-    let reorder = s
-        .conc
-        .connection(0)
-        .map(|c| c.reorder_stats(Class::Aggregate))
-        .unwrap();
+    let (sent, arrived, reorder) = repair_outcome(&mut s);
     let random = s.up[1].dropped_loss;
     let lost: u64 = s.up.iter().map(|l| l.dropped_loss + l.dropped_queue).sum();
     eprintln!(
@@ -579,70 +580,15 @@ fn ipv4_packet(proto: u8) -> Vec<u8> {
     p
 }
 
-/// When the pacers are full, one aggregate packet is dropped (the congestion
-/// signal), and the rest of that round trip's overshoot is queued, up to
-/// GRACE_BACKLOG, instead of dropped: the sender cannot slow down before it
-/// sees the loss, and more drops would only cost it retransmissions.
-#[test]
-fn one_drop_per_round_trip_then_the_overshoot_queues() {
-    use braid_tunnel::path::{GRACE_BACKLOG, MAX_BACKLOG};
+/// One 20 Mbit/s path `delay_ms` long, warmed by a light flow, then three
+/// bursts of TCP packets handed over in one instant, each until the first
+/// refusal. Returns the path as it was before, each burst in milliseconds of
+/// its pacing rate (on the wire: ours plus the tunnel's overhead), and how
+/// many packets the bursts had dropped.
+fn tcp_bursts(delay_ms: f64) -> (braid_tunnel::path::PathInfo, [f64; 3], u64) {
     use braid_tunnel::time::Instant;
 
-    // 5 ms one way: TCP's own limit, the round trip, is under MAX_BACKLOG.
-    let mut s = Sim::symmetric(29, &[LinkSpec::new(20.0, 5.0)]);
-    s.flows.push(Flow::cbr(
-        1,
-        Class::Aggregate,
-        5.0,
-        1400,
-        secs(0.5),
-        secs(2.5),
-    ));
-    s.run_until(secs(3.0));
-    let rate = s.router.paths().next().unwrap().pacing_rate;
-    assert!(rate > 0);
-    let now = Instant::from_micros(3_000_000);
-    let tcp = ipv4_packet(6);
-    // Packets on the wire: ours plus the tunnel's overhead.
-    let wire = (1400 + braid_tunnel::wire::OVERHEAD) as f64;
-    let ms_of = |n: u32| f64::from(n) * wire / rate as f64 * 1000.0;
-    let burst = |s: &mut Sim| {
-        (0..2000)
-            .take_while(|_| s.router.send(now, Class::Aggregate, &tcp).is_ok())
-            .count() as u32
-    };
-    let dropped = s.router.stats().tx_dropped;
-    let before = burst(&mut s);
-    let during = burst(&mut s);
-    eprintln!(
-        "accepted {before} ({:.1} ms) before the drop, {during} ({:.1} ms) after",
-        ms_of(before),
-        ms_of(during)
-    );
-    assert_eq!(s.router.stats().tx_dropped, dropped + 2);
-    let max_ms = MAX_BACKLOG.as_secs_f64() * 1000.0;
-    let grace_ms = GRACE_BACKLOG.as_secs_f64() * 1000.0;
-    // First the pacer fills to MAX_BACKLOG and one packet is dropped...
-    assert!((ms_of(before) - max_ms).abs() < 2.0, "{before}");
-    // ...then it takes up to GRACE_BACKLOG more before the next drop.
-    assert!(
-        (ms_of(before + during) - grace_ms).abs() < 2.0,
-        "{during} more"
-    );
-    // Over GRACE_BACKLOG every packet is dropped, grace or not.
-    assert_eq!(burst(&mut s), 0);
-    assert_eq!(s.router.stats().tx_dropped, dropped + 3);
-}
-
-/// The grace after a drop comes on top of TCP's own limit: on a 30 ms path
-/// that limit is already GRACE_BACKLOG, and without room past it every
-/// packet of a sender's overshoot was dropped, not one per round trip.
-#[test]
-fn the_drop_grace_adds_to_tcp_s_own_limit() {
-    use braid_tunnel::path::{tcp_backlog, GRACE_BACKLOG, MAX_BACKLOG};
-    use braid_tunnel::time::Instant;
-
-    let mut s = Sim::symmetric(29, &[LinkSpec::new(20.0, 30.0)]);
+    let mut s = Sim::symmetric(29, &[LinkSpec::new(20.0, delay_ms)]);
     s.flows.push(Flow::cbr(
         1,
         Class::Aggregate,
@@ -653,29 +599,57 @@ fn the_drop_grace_adds_to_tcp_s_own_limit() {
     ));
     s.run_until(secs(3.0));
     let path = s.router.paths().next().unwrap();
-    let owd = Duration::from_micros(path.min_rtt_us.unwrap() / 2);
-    let own = tcp_backlog(owd, owd);
-    assert_eq!(own, GRACE_BACKLOG, "a 60 ms round trip reaches the cap");
+    assert!(path.pacing_rate > 0);
     let now = Instant::from_micros(3_000_000);
     let tcp = ipv4_packet(6);
     let wire = (1400 + braid_tunnel::wire::OVERHEAD) as f64;
-    let ms_of = |n: u32| f64::from(n) * wire / path.pacing_rate as f64 * 1000.0;
-    let burst = |s: &mut Sim| {
-        (0..2000)
+    let dropped = s.router.stats().tx_dropped;
+    let bursts = [(); 3].map(|()| {
+        let n = (0..2000)
             .take_while(|_| s.router.send(now, Class::Aggregate, &tcp).is_ok())
-            .count() as u32
-    };
-    let before = burst(&mut s);
-    let during = burst(&mut s);
-    eprintln!(
-        "accepted {before} ({:.1} ms) before the drop, {during} ({:.1} ms) after",
-        ms_of(before),
-        ms_of(during)
-    );
+            .count();
+        n as f64 * wire / path.pacing_rate as f64 * 1000.0
+    });
+    eprintln!("{delay_ms} ms path: bursts of {bursts:.1?} ms");
+    (path, bursts, s.router.stats().tx_dropped - dropped)
+}
+
+/// When the pacers are full, one aggregate packet is dropped (the congestion
+/// signal), and the rest of that round trip's overshoot is queued, up to
+/// GRACE_BACKLOG, instead of dropped: the sender cannot slow down before it
+/// sees the loss, and more drops would only cost it retransmissions.
+#[test]
+fn one_drop_per_round_trip_then_the_overshoot_queues() {
+    use braid_tunnel::path::{GRACE_BACKLOG, MAX_BACKLOG};
+
+    // 5 ms one way: TCP's own limit, the round trip, is under MAX_BACKLOG.
+    let (_, [before, during, after], dropped) = tcp_bursts(5.0);
+    let max_ms = MAX_BACKLOG.as_secs_f64() * 1000.0;
+    let grace_ms = GRACE_BACKLOG.as_secs_f64() * 1000.0;
+    // First the pacer fills to MAX_BACKLOG and one packet is dropped...
+    assert!((before - max_ms).abs() < 2.0, "{before}");
+    // ...then it takes up to GRACE_BACKLOG more before the next drop.
+    assert!((before + during - grace_ms).abs() < 2.0, "{during} more");
+    // Over GRACE_BACKLOG every packet is dropped, grace or not.
+    assert_eq!(after, 0.0);
+    assert_eq!(dropped, 3);
+}
+
+/// The grace after a drop comes on top of TCP's own limit: on a 30 ms path
+/// that limit is already GRACE_BACKLOG, and without room past it every
+/// packet of a sender's overshoot was dropped, not one per round trip.
+#[test]
+fn the_drop_grace_adds_to_tcp_s_own_limit() {
+    use braid_tunnel::path::{tcp_backlog, GRACE_BACKLOG, MAX_BACKLOG};
+
+    let (path, [before, during, _], _) = tcp_bursts(30.0);
+    let owd = Duration::from_micros(path.min_rtt_us.unwrap() / 2);
+    let own = tcp_backlog(owd, owd);
+    assert_eq!(own, GRACE_BACKLOG, "a 60 ms round trip reaches the cap");
     let own_ms = own.as_secs_f64() * 1000.0;
     let extra_ms = (GRACE_BACKLOG - MAX_BACKLOG).as_secs_f64() * 1000.0;
-    assert!((ms_of(before) - own_ms).abs() < 2.0, "{before}");
-    assert!((ms_of(during) - extra_ms).abs() < 2.0, "{during} more");
+    assert!((before - own_ms).abs() < 2.0, "{before}");
+    assert!((during - extra_ms).abs() < 2.0, "{during} more");
 }
 
 /// A TCP flow over a near and a farther path: each pacer may hold the
