@@ -800,14 +800,15 @@ pub fn tcp_spread_limit(fastest: Duration) -> Duration {
 /// buffer-sizing rule). That round trip is longer than the unloaded one: a
 /// jittery path's packets arrive late and the ones behind them wait in the
 /// reorder buffer, and a repaired loss holds the flow for a round trip of
-/// the fastest path. Measured, cubic, 20 s, median of 3 (2026-12-03):
+/// the fastest path. Measured, cubic, 20 s (2026-12-03):
 /// * 15 ms against S1's 45 ms round trip ran the pipe dry after every drop
-///   (S1 33.4 Mbit/s; S2 25.8);
-/// * half the unloaded round trip: S1 34.6-36.0, S2 25.8-26.8, and S4 25.2:
-///   its drops came at a window of 150-170 packets where 180 fill the links,
-///   and the LTE path (10 ms of jitter, 1% loss) carried 6-7 of its 10
-///   Mbit/s;
-/// * the whole unloaded round trip: S1 36.8, S2 27.3, S4 30.0.
+///   (one run each: S1 33.4 Mbit/s, S2 25.8);
+/// * half the unloaded round trip (medians of 3): S1 34.6-35.8, S2
+///   25.8-27.2, S4 25.2; S4's drops came at a window of 150-170 packets where
+///   180 fill the links, and its LTE path (10 ms of jitter, 1% loss) carried
+///   6-7 of its 10 Mbit/s;
+/// * the whole unloaded round trip (medians of 3, same hour): S1 36.8, S2
+///   27.3, S4 30.0.
 ///
 /// bbr sizes its window by the minimum round trip and neither gains nor
 /// loses (S1 35.1 and 35.0 at 15 ms and at half). Latency-sensitive traffic
