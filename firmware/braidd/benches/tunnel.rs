@@ -227,6 +227,11 @@ fn iperf_udp(
     lab::iperf3(&mut topo.lab, server, client, SERVER, port, &[], &args)
 }
 
+/// Whether BENCH_TRACE asks for the tuning output.
+fn tracing() -> bool {
+    std::env::var_os("BENCH_TRACE").is_some()
+}
+
 /// With BENCH_TRACE: the router's path table, and how many packets it
 /// dropped, repaired and padded, every 250 ms for `secs`, in a thread of `sc`.
 fn trace_paths<'s>(
@@ -235,7 +240,9 @@ fn trace_paths<'s>(
     sock: &Path,
     secs: u64,
 ) -> Option<std::thread::ScopedJoinHandle<'s, ()>> {
-    std::env::var_os("BENCH_TRACE")?;
+    if !tracing() {
+        return None;
+    }
     let (bin, sock) = (env.braidd.clone(), sock.to_path_buf());
     Some(sc.spawn(move || {
         let start = Instant::now();
@@ -374,7 +381,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         env.repeat,
         || {
             let stats_a = topo.linkem(&env.linkem, &["stats"]);
-            if std::env::var_os("BENCH_TRACE").is_some() {
+            if tracing() {
                 eprintln!("--- before TCP: linkem\n{stats_a}");
                 let conc = lab::status(&env.braidd, &topo.conc_sock());
                 eprintln!("--- before TCP: concentrator\n{conc}");
@@ -433,7 +440,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     row.tcp_retx = retx;
     row.tcp_reorder = reorder;
     row.loaded = Some(loaded);
-    if std::env::var_os("BENCH_TRACE").is_some() {
+    if tracing() {
         // Counters as the TCP run left them (the UDP run below adds its own).
         eprintln!(
             "--- after TCP: linkem\n{}",
@@ -467,7 +474,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         row.udp.lost_percent,
         row.udp_rcvbuf_errors
     );
-    if std::env::var_os("BENCH_TRACE").is_some() {
+    if tracing() {
         eprintln!("--- linkem\n{}", topo.linkem(&env.linkem, &["stats"]));
         let snmp = lab::exec(&srv, &["cat", "/proc/net/snmp"]);
         let udp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
