@@ -90,8 +90,8 @@ impl Status {
         let st = conn.stats();
         let _ = writeln!(
             s,
-            "stats rx_ok={} rx_replayed={} rx_unauthentic={} rx_malformed={} rx_unknown_session={} tx_packets={} tx_dropped={} handshakes={} nacks_sent={} repairs_sent={} padding_sent={} rerouted={} compressed={} compress_saved={} context_misses={} expand_malformed={}",
-            st.rx_ok, st.rx_replayed, st.rx_unauthentic, st.rx_malformed, st.rx_unknown_session, st.tx_packets, st.tx_dropped, st.handshakes_sent, st.nacks_sent, st.repairs_sent, st.padding_sent, st.rerouted, st.compressed, st.compress_saved, st.context_misses, st.expand_malformed
+            "stats rx_ok={} rx_replayed={} rx_unauthentic={} rx_malformed={} rx_unknown_session={} tx_packets={} tx_dropped={} handshakes={} nacks_sent={} repairs_sent={} sparse_sent={} padding_sent={} rerouted={} compressed={} compress_saved={} context_misses={} expand_malformed={}",
+            st.rx_ok, st.rx_replayed, st.rx_unauthentic, st.rx_malformed, st.rx_unknown_session, st.tx_packets, st.tx_dropped, st.handshakes_sent, st.nacks_sent, st.repairs_sent, st.sparse_sent, st.padding_sent, st.rerouted, st.compressed, st.compress_saved, st.context_misses, st.expand_malformed
         );
         for (name, class) in [
             ("aggregate", Class::Aggregate),

@@ -134,7 +134,7 @@ impl Context {
 }
 
 /// FNV-1a, 32 bits: a fixed, portable hash (the same on every CPU and run).
-fn fnv(bytes: &[u8]) -> u32 {
+pub(crate) fn fnv(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5, |h: u32, &b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })

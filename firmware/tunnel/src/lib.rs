@@ -27,6 +27,7 @@ pub mod control;
 pub mod crypto;
 pub mod endpoint;
 pub mod filter;
+pub mod flow;
 pub mod handshake;
 pub mod path;
 pub mod release;

@@ -18,6 +18,11 @@
 //!   [`MIN_RATE`]), which bounds the delay a large run adds and empties the
 //!   queue when arrivals stop.
 //!
+//! Only runs are paced: a packet that did not wait in the reorder buffer, of a
+//! flow ([`crate::flow`]) with nothing in the queue, leaves at once, so one
+//! flow's held run does not hold the others either (the reorder buffer
+//! already kept them apart). A flow with packets queued queues behind them.
+//!
 //! The interactive and redundant classes do not go through it: they are small
 //! and must not wait behind bulk traffic.
 //!
@@ -33,6 +38,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use crate::flow::{bucket, BUCKETS};
 use crate::time::Instant;
 
 /// Bytes released at once before pacing starts (16 full-size packets).
@@ -64,8 +70,12 @@ pub struct ReleaseStats {
 /// The token bucket and queue of one class's in-order packets.
 #[derive(Debug)]
 pub struct Release {
-    /// Packets and when they were queued.
-    queue: VecDeque<(Instant, Vec<u8>)>,
+    /// Packets, when they were queued, and their flow buckets.
+    queue: VecDeque<(Instant, Vec<u8>, u8)>,
+    /// Packets that leave at once, ahead of `queue` (see the module doc).
+    express: VecDeque<Vec<u8>>,
+    /// Packets of each flow bucket in `queue`.
+    waiting: [u16; BUCKETS],
     queued_bytes: u64,
     /// Millionths of bytes that may leave now; negative after a packet larger
     /// than what was left (the next one waits for the debt).
@@ -86,6 +96,8 @@ impl Release {
     pub fn new() -> Self {
         Self {
             queue: VecDeque::new(),
+            express: VecDeque::new(),
+            waiting: [0; BUCKETS],
             queued_bytes: 0,
             tokens: BURST as i64 * UNIT,
             refilled: None,
@@ -100,7 +112,7 @@ impl Release {
 
     /// Packets waiting.
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.queue.len() + self.express.len()
     }
 
     /// Credits a packet of `len` bytes arriving from the network (before the
@@ -109,10 +121,17 @@ impl Release {
         self.add(ARRIVAL_CREDIT * len as i64 * UNIT);
     }
 
-    /// Queues an in-order packet for the LAN.
-    pub fn push(&mut self, now: Instant, packet: Vec<u8>) {
+    /// Queues an in-order packet for the LAN; `waited`: it was held in the
+    /// reorder buffer.
+    pub fn push(&mut self, now: Instant, packet: Vec<u8>, waited: bool) {
+        let b = bucket(&packet);
+        if !waited && self.waiting[b] == 0 {
+            self.express.push_back(packet);
+            return;
+        }
+        self.waiting[b] += 1;
         self.queued_bytes += packet.len() as u64;
-        self.queue.push_back((now, packet));
+        self.queue.push_back((now, packet, b as u8));
         self.stats.max_queued = self.stats.max_queued.max(self.queue.len() as u64);
     }
 
@@ -137,10 +156,15 @@ impl Release {
     /// The next packet, if the bucket lets it leave at `now`.
     pub fn pop(&mut self, now: Instant) -> Option<Vec<u8>> {
         self.refill(now);
+        if let Some(p) = self.express.pop_front() {
+            self.tokens -= p.len() as i64 * UNIT;
+            return Some(p);
+        }
         if self.queue.is_empty() || (self.tokens <= 0 && self.queue.len() <= MAX_QUEUED) {
             return None;
         }
-        let (queued, p) = self.queue.pop_front()?;
+        let (queued, p, b) = self.queue.pop_front()?;
+        self.waiting[usize::from(b)] -= 1;
         self.queued_bytes -= p.len() as u64;
         if now.saturating_since(queued) >= PACED_WAIT {
             self.stats.paced += 1;
@@ -152,11 +176,11 @@ impl Release {
     /// When [`Release::pop`] will give a packet without new arrivals, if one
     /// waits for the bucket.
     pub fn next_release(&self) -> Option<Instant> {
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && self.express.is_empty() {
             return None;
         }
         let last = self.refilled?;
-        if self.tokens > 0 {
+        if self.tokens > 0 || !self.express.is_empty() {
             return Some(last);
         }
         let debt = self.tokens.unsigned_abs() + 1;

@@ -1,6 +1,17 @@
-//! The receiver's reorder buffer: puts the packets of one traffic class back in
-//! sequence order, drops duplicates (the second copy of a redundant packet) and
-//! late packets, and never holds the flow for longer than its release timeout.
+//! The receiver's reorder buffer: puts the packets of each flow of one traffic
+//! class back in order, drops duplicates (the second copy of a redundant
+//! packet) and late packets, and never holds a flow for longer than its
+//! release timeout.
+//!
+//! # Per-flow order
+//! Every packet names its flow's previous packet (`pred`, a distance back in
+//! the class's sequence, see [`crate::wire::InnerRepr`]) and waits only for that
+//! one: a packet whose predecessor was delivered or given up on, or that has
+//! none, leaves at once. One flow's packet on a slow path (a bulk TCP flow
+//! spilling onto a satellite) then holds that flow alone, not every packet of
+//! the class behind it. A sender that names `seq - 1` every time gets the
+//! class's sequence order. Holes no packet waits for cost nothing; they are
+//! given up on when the sequence moves a capacity past them.
 //!
 //! # Bound
 //! A buffer holds at most its capacity in packets (a ring indexed by sequence
@@ -9,14 +20,17 @@
 //! 1500 bytes; what 300 ms of delay spread at 50 Mbit/s needs, since packets
 //! carried by a satellite path arrive that much after later packets carried by
 //! DSL); the redundant class, low-rate by nature, 256. A packet more than the
-//! capacity ahead of the next expected one forces the head forward (what was
+//! capacity ahead of the oldest unresolved one forces the head forward (what was
 //! missing counts as lost), so memory never grows beyond the bound. What it
 //! releases of the aggregate class then waits in [`crate::release`], which has
 //! its own bound.
 //!
 //! # Timeout
-//! When the next expected packet is missing, the packets behind it wait at most
-//! `timeout` (from the arrival of the oldest waiting one). The timeout adapts in
+//! A packet whose predecessor is missing waits at most `timeout` from its
+//! arrival; then the missing packet its flow waits for is given up on, with
+//! every hole before it (the flow's own older packets are among them, and
+//! the timeout covers the paths' delay spread, so anything sent before it is
+//! lost or very late), and the flow moves on. The timeout adapts in
 //! two ways, and is the larger of:
 //! * the current one-way-delay spread between the paths in use, plus their
 //!   jitter, which the connection measures and sets with [`Reorder::set_floor`]: a
@@ -39,6 +53,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::time::Instant;
+use crate::wire::{SEQ_BITS, SEQ_MASK};
 
 /// Packets the aggregate class's buffer holds at most.
 pub const CAPACITY: usize = 2048;
@@ -50,15 +65,15 @@ pub const MAX_TIMEOUT: Duration = Duration::from_millis(700);
 /// Counters of a reorder buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReorderStats {
-    /// Packets delivered in order.
+    /// Packets delivered.
     pub delivered: u64,
-    /// Packets that arrived ahead of a hole and waited.
+    /// Packets that arrived before their flow's previous packet and waited.
     pub reordered: u64,
     /// Second copies (and replays of delivered sequence numbers) dropped.
     pub duplicates: u64,
     /// Packets that arrived after their place was skipped.
     pub late: u64,
-    /// Sequence numbers given up on (holes skipped on timeout or overflow).
+    /// Sequence numbers given up on (on timeout or overflow).
     pub skipped: u64,
     /// Holes filled by a repair (a packet the peer sent again).
     pub repaired: u64,
@@ -66,15 +81,37 @@ pub struct ReorderStats {
 
 struct Slot {
     seq: u32,
+    /// The flow's previous packet, which this one waits for.
+    pred: u32,
     arrived: Instant,
     packet: Vec<u8>,
 }
 
+/// What the buffer knows of one sequence number at or after the head.
+enum Entry {
+    /// Nothing has arrived.
+    Empty,
+    /// Arrived, waiting for its flow's previous packet.
+    Held(Slot),
+    /// Delivered ahead of the head.
+    Done(u32),
+    /// Given up on ahead of the head.
+    Skipped(u32),
+}
+
+/// No packet waits (in [`Reorder::waiter`]).
+const NONE: u32 = u32::MAX;
+
 /// One class's reorder buffer.
 pub struct Reorder {
-    /// Next sequence number to deliver; `None` until the first packet.
+    /// The oldest sequence number neither delivered nor given up on; `None`
+    /// until the first packet.
     next: Option<u32>,
-    slots: Vec<Option<Slot>>,
+    /// Indexed by sequence number modulo their count (a power of two).
+    slots: Vec<Entry>,
+    /// Indexed like `slots`: the held packet waiting for that sequence number
+    /// (each packet is the predecessor of at most one other), or [`NONE`].
+    waiter: Vec<u32>,
     held: usize,
     /// Sequence numbers delivered or skipped recently, to tell duplicates from
     /// late packets: bit i of `seen` is `next - 1 - i`.
@@ -86,9 +123,16 @@ pub struct Reorder {
     stats: ReorderStats,
 }
 
-/// Serial-number comparison (RFC 1982): is `a` before `b`?
+/// Serial-number comparison (RFC 1982) on 20-bit sequence numbers: is `a`
+/// before `b`?
 fn before(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
+    let d = b.wrapping_sub(a) & SEQ_MASK;
+    d != 0 && d <= SEQ_MASK / 2
+}
+
+/// How far `b` is after `a`, modulo the sequence space.
+fn after(a: u32, b: u32) -> u32 {
+    b.wrapping_sub(a) & SEQ_MASK
 }
 
 impl Default for Reorder {
@@ -103,12 +147,15 @@ impl Reorder {
         Self::with_capacity(CAPACITY)
     }
 
-    /// An empty buffer holding at most `capacity` packets (its slot table is
-    /// allocated here; packets as they arrive).
+    /// An empty buffer holding at most `capacity` packets, rounded up to a
+    /// power of two (its slot table is allocated here; packets as they
+    /// arrive).
     pub fn with_capacity(capacity: usize) -> Self {
+        let cap = capacity.clamp(2, 1 << (SEQ_BITS - 1)).next_power_of_two();
         Self {
             next: None,
-            slots: (0..capacity.max(2)).map(|_| None).collect(),
+            slots: (0..cap).map(|_| Entry::Empty).collect(),
+            waiter: alloc::vec![NONE; cap],
             held: 0,
             seen: 0,
             lateness_us: 0,
@@ -146,10 +193,20 @@ impl Reorder {
         self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
     }
 
-    /// Takes in a packet with sequence number `seq`. In-order packets, and any
-    /// waiting ones they unblock, go to `deliver` at once.
-    pub fn push(&mut self, now: Instant, seq: u32, packet: &[u8], deliver: &mut impl FnMut(&[u8])) {
-        self.insert(now, seq, packet, false, deliver);
+    /// Takes in a packet with sequence number `seq` whose flow's previous
+    /// packet is `pred` sequence numbers back (0: none). It goes to `deliver`
+    /// at once if that one was delivered or given up on, and so do any
+    /// waiting packets it unblocks; `deliver`'s second argument says whether
+    /// the packet waited here.
+    pub fn push(
+        &mut self,
+        now: Instant,
+        seq: u32,
+        pred: u16,
+        packet: &[u8],
+        deliver: &mut impl FnMut(&[u8], bool),
+    ) {
+        self.insert(now, seq, pred, packet, false, deliver);
     }
 
     /// Like [`Reorder::push`] for a repair: a packet sent again because its
@@ -158,115 +215,230 @@ impl Reorder {
         &mut self,
         now: Instant,
         seq: u32,
+        pred: u16,
         packet: &[u8],
-        deliver: &mut impl FnMut(&[u8]),
+        deliver: &mut impl FnMut(&[u8], bool),
     ) {
-        self.insert(now, seq, packet, true, deliver);
+        self.insert(now, seq, pred, packet, true, deliver);
+    }
+
+    fn index(&self, seq: u32) -> usize {
+        seq as usize & (self.slots.len() - 1)
     }
 
     fn insert(
         &mut self,
         now: Instant,
         seq: u32,
+        pred: u16,
         packet: &[u8],
         repair: bool,
-        deliver: &mut impl FnMut(&[u8]),
+        deliver: &mut impl FnMut(&[u8], bool),
     ) {
+        let seq = seq & SEQ_MASK;
         let next = *self.next.get_or_insert(seq);
         if before(seq, next) {
-            let age = next.wrapping_sub(seq) - 1;
+            let age = after(seq, next) - 1;
             if age < 128 && self.seen & (1u128 << age) != 0 {
                 self.stats.duplicates += 1;
-            } else if repair {
-                self.stats.late += 1;
             } else {
-                self.stats.late += 1;
-                // We gave up too early: wait longer from now on.
-                self.lateness_us =
-                    (self.lateness_us * 2).clamp(1_000, MAX_TIMEOUT.as_micros() as u64);
+                self.late(repair);
             }
             return;
         }
         let cap = self.slots.len();
-        let ahead = seq.wrapping_sub(next) as usize;
-        if ahead >= cap {
+        if after(next, seq) as usize >= cap {
             // Too far ahead: give up on the oldest missing packets to make room.
-            let target = seq.wrapping_sub(cap as u32 - 1);
-            while self.next.is_some_and(|n| before(n, target)) {
+            let target = seq.wrapping_sub(cap as u32 - 1) & SEQ_MASK;
+            let mut guard = 0;
+            while self.next.is_some_and(|n| before(n, target)) && guard < cap {
+                guard += 1;
                 self.advance(deliver);
             }
+            // A capacity of steps empties the ring: the rest of a longer jump
+            // was never seen.
+            if let Some(n) = self.next.filter(|&n| before(n, target)) {
+                self.stats.skipped += u64::from(after(n, target));
+                self.seen = 0;
+                self.next = Some(target);
+            }
         }
-        let idx = seq as usize % cap;
-        if self.slots[idx].as_ref().is_some_and(|s| s.seq == seq) {
-            self.stats.duplicates += 1;
-            return;
+        let idx = self.index(seq);
+        match self.slots[idx] {
+            Entry::Held(ref s) if s.seq == seq => return self.stats.duplicates += 1,
+            Entry::Done(s) if s == seq => return self.stats.duplicates += 1,
+            Entry::Skipped(s) if s == seq => return self.late(repair),
+            _ => {}
         }
         if repair {
             self.stats.repaired += 1;
-        } else if Some(seq) != self.next {
-            self.stats.reordered += 1;
         }
-        self.slots[idx] = Some(Slot {
-            seq,
-            arrived: now,
-            packet: packet.to_vec(),
-        });
-        self.held += 1;
-        // A packet filling the head hole: learn how late holes fill.
-        if Some(seq) == self.next && self.held > 1 && !repair {
-            if let Some(oldest) = self.oldest_waiting() {
-                let waited = now.saturating_since(oldest).as_micros() as u64;
+        // A packet some flow waits for: learn how late holes fill.
+        if !repair {
+            if let Some(waited) = self.waiting_for(seq).map(|s| s.arrived) {
+                let waited = now.saturating_since(waited).as_micros() as u64;
                 self.lateness_us = (self.lateness_us * 7 + waited) / 8;
             }
         }
-        self.release(deliver);
-    }
-
-    fn oldest_waiting(&self) -> Option<Instant> {
-        self.slots.iter().flatten().map(|s| s.arrived).min()
-    }
-
-    /// Delivers the head and everything in sequence after it.
-    fn release(&mut self, deliver: &mut impl FnMut(&[u8])) {
-        while self.deliver_head(deliver) {}
-    }
-
-    /// Moves the head one forward: delivers it if present, else counts it skipped.
-    fn advance(&mut self, deliver: &mut impl FnMut(&[u8])) {
-        if self.next.is_some() && !self.deliver_head(deliver) {
-            self.stats.skipped += 1;
-            self.mark_seen(false);
+        let pred = (pred != 0 && usize::from(pred) < cap)
+            .then(|| seq.wrapping_sub(pred.into()) & SEQ_MASK);
+        match pred.filter(|&p| !self.resolved(p)) {
+            None => {
+                self.stats.delivered += 1;
+                deliver(packet, false);
+                self.slots[idx] = Entry::Done(seq);
+                self.release_after(seq, deliver);
+            }
+            Some(pred) => {
+                if !repair {
+                    self.stats.reordered += 1;
+                }
+                self.slots[idx] = Entry::Held(Slot {
+                    seq,
+                    pred,
+                    arrived: now,
+                    packet: packet.to_vec(),
+                });
+                let w = self.index(pred);
+                self.waiter[w] = seq;
+                self.held += 1;
+            }
         }
     }
 
-    /// Delivers the head packet and moves past it, if it is here; false if it
-    /// is missing (or there is no head yet).
-    fn deliver_head(&mut self, deliver: &mut impl FnMut(&[u8])) -> bool {
-        let Some(n) = self.next else { return false };
-        let idx = n as usize % self.slots.len();
-        match self.slots[idx].take() {
-            Some(slot) if slot.seq == n => {
+    /// Counts a packet that came after its place was given up on.
+    fn late(&mut self, repair: bool) {
+        self.stats.late += 1;
+        if !repair {
+            // We gave up too early: wait longer from now on.
+            self.lateness_us = (self.lateness_us * 2).clamp(1_000, MAX_TIMEOUT.as_micros() as u64);
+        }
+    }
+
+    /// Was `seq` (at or after the head) delivered or given up on?
+    fn resolved(&self, seq: u32) -> bool {
+        let Some(next) = self.next else { return true };
+        if before(seq, next) {
+            return true;
+        }
+        match self.slots[self.index(seq)] {
+            Entry::Done(s) | Entry::Skipped(s) => s == seq,
+            Entry::Empty | Entry::Held(_) => false,
+        }
+    }
+
+    /// The held packet waiting for `seq`, if any.
+    fn waiting_for(&self, seq: u32) -> Option<&Slot> {
+        let w = self.waiter[self.index(seq)];
+        if w == NONE {
+            return None;
+        }
+        match &self.slots[self.index(w)] {
+            Entry::Held(s) if s.seq == w && s.pred == seq => Some(s),
+            _ => None,
+        }
+    }
+
+    /// `seq` was just delivered or given up on: delivers the chain of packets
+    /// that waited for it, then moves the head past whatever is resolved.
+    fn release_after(&mut self, seq: u32, deliver: &mut impl FnMut(&[u8], bool)) {
+        let mut p = seq;
+        for _ in 0..self.slots.len() {
+            let Some(w) = self.waiting_for(p).map(|s| s.seq) else {
+                break;
+            };
+            let pi = self.index(p);
+            self.waiter[pi] = NONE;
+            let wi = self.index(w);
+            if let Entry::Held(s) = core::mem::replace(&mut self.slots[wi], Entry::Done(w)) {
                 self.held -= 1;
                 self.stats.delivered += 1;
-                deliver(&slot.packet);
-                self.mark_seen(true);
-                true
+                deliver(&s.packet, true);
             }
-            other => {
-                self.slots[idx] = other;
-                false
-            }
+            p = w;
+        }
+        self.compact();
+    }
+
+    /// Moves the head past every delivered or skipped sequence number.
+    fn compact(&mut self) {
+        for _ in 0..self.slots.len() {
+            let Some(n) = self.next else { return };
+            let idx = self.index(n);
+            let delivered = match self.slots[idx] {
+                Entry::Done(s) if s == n => true,
+                Entry::Skipped(s) if s == n => false,
+                _ => return,
+            };
+            self.slots[idx] = Entry::Empty;
+            self.waiter[idx] = NONE;
+            self.seen = (self.seen << 1) | u128::from(delivered);
+            self.next = Some(n.wrapping_add(1) & SEQ_MASK);
         }
     }
 
-    fn mark_seen(&mut self, delivered: bool) {
-        self.seen = (self.seen << 1) | u128::from(delivered);
-        self.next = self.next.map(|n| n.wrapping_add(1));
+    /// Gives up on the missing `seq` and releases what waited for it.
+    fn skip(&mut self, seq: u32, deliver: &mut impl FnMut(&[u8], bool)) {
+        let idx = self.index(seq);
+        if matches!(self.slots[idx], Entry::Empty) {
+            self.stats.skipped += 1;
+            self.slots[idx] = Entry::Skipped(seq);
+            self.release_after(seq, deliver);
+        }
+    }
+
+    /// Moves the head one forward, giving up on it if it is missing. A packet
+    /// waiting at the head leaves: its predecessor is behind the head.
+    fn advance(&mut self, deliver: &mut impl FnMut(&[u8], bool)) {
+        let Some(n) = self.next else { return };
+        match self.slots[self.index(n)] {
+            Entry::Empty => self.skip(n, deliver),
+            Entry::Held(_) => self.release_held(n, deliver),
+            Entry::Done(_) | Entry::Skipped(_) => self.compact(),
+        }
+    }
+
+    /// Delivers the waiting packet `seq`, whose predecessor is resolved
+    /// though it was not released by it (a peer that named one predecessor
+    /// for two packets), and what waited for it.
+    fn release_held(&mut self, seq: u32, deliver: &mut impl FnMut(&[u8], bool)) {
+        let idx = self.index(seq);
+        if let Entry::Held(s) = core::mem::replace(&mut self.slots[idx], Entry::Done(seq)) {
+            self.held -= 1;
+            self.stats.delivered += 1;
+            deliver(&s.packet, true);
+        }
+        self.release_after(seq, deliver);
+    }
+
+    /// The oldest waiting packet: its arrival, the packet its flow waits for
+    /// (through any waiting predecessors), and the waiting packet that names
+    /// it.
+    fn oldest_waiting(&self) -> Option<(Instant, u32, u32)> {
+        if self.held == 0 {
+            return None;
+        }
+        let oldest = self
+            .slots
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Held(s) => Some(s),
+                _ => None,
+            })
+            .min_by_key(|s| s.arrived)?;
+        let (mut blocked, mut missing) = (oldest.seq, oldest.pred);
+        for _ in 0..self.slots.len() {
+            match &self.slots[self.index(missing)] {
+                Entry::Held(s) if s.seq == missing => (blocked, missing) = (s.seq, s.pred),
+                _ => break,
+            }
+        }
+        Some((oldest.arrived, missing, blocked))
     }
 
     /// When the oldest waiting packet's timeout expires, if any wait.
     pub fn deadline(&self) -> Option<Instant> {
-        let oldest = self.oldest_waiting().filter(|_| self.held > 0)?;
+        let (oldest, _, _) = self.oldest_waiting()?;
         let timeout = oldest + self.timeout();
         Some(match self.hold_until {
             Some(h) => timeout.max(h.min(oldest + MAX_TIMEOUT)),
@@ -274,14 +446,28 @@ impl Reorder {
         })
     }
 
-    /// Skips holes whose waiting packets have timed out, delivering what follows.
-    pub fn on_timeout(&mut self, now: Instant, deliver: &mut impl FnMut(&[u8])) {
+    /// Gives up on the missing packets that timed-out packets wait for, and
+    /// on every hole before them, delivering what they held.
+    pub fn on_timeout(&mut self, now: Instant, deliver: &mut impl FnMut(&[u8], bool)) {
         let mut guard = 0;
         while self.deadline().is_some_and(|d| d <= now) && guard < self.slots.len() {
             guard += 1;
-            // Skip up to the oldest waiting packet, then release what is in order.
-            self.advance(deliver);
-            self.release(deliver);
+            let Some((_, missing, blocked)) = self.oldest_waiting() else {
+                return;
+            };
+            if self.resolved(missing) {
+                self.release_held(blocked, deliver);
+                continue;
+            }
+            // Give up on every hole up to it: the flow's own older packets
+            // (which it did not name) are among them, and any packet sent
+            // before it would have come within the timeout, which covers
+            // the paths' delay spread.
+            let mut steps = 0;
+            while self.next.is_some_and(|n| !before(missing, n)) && steps < self.slots.len() {
+                steps += 1;
+                self.advance(deliver);
+            }
         }
     }
 }

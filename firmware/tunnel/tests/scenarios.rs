@@ -688,10 +688,14 @@ fn tcp_may_queue_the_spread_on_the_nearer_path() {
     // Milliseconds of both pacers' joint rate that `n` packets fill.
     let wire = (1400 + braid_tunnel::wire::OVERHEAD) as f64;
     let ms_of = |n: u32| f64::from(n) * wire / rate as f64 * 1000.0;
+    // Packets the pacers took as a backlog: not the new flow's first ones,
+    // which are sparse and go ahead (`SPARSE_BURST`).
     let accepted = |s: &mut Sim, p: &[u8]| {
-        (0..2000)
+        let sparse = s.router.stats().sparse_sent;
+        let n = (0..2000)
             .take_while(|_| s.router.send(now, Class::Aggregate, p).is_ok())
-            .count() as u32
+            .count() as u64;
+        (n - (s.router.stats().sparse_sent - sparse)) as u32
     };
     let max_ms = MAX_BACKLOG.as_secs_f64() * 1000.0;
     let mut udp_sim = warmed();
@@ -750,4 +754,77 @@ fn held_runs_leave_the_receiver_paced() {
     assert!(release.max_queued > 300, "{release:?}");
     assert!(release.paced > 1000, "{release:?}");
     assert_eq!(reorder.delivered as usize, a.len());
+}
+
+/// A light TCP flow of the aggregate class beside a bulk one on a near path
+/// and a lossy far one: the receiver restores each flow's order, so the
+/// light flow's packets wait neither for the bulk flow's packets on the far
+/// path nor for their repairs, only in the near path's queue. In the class's
+/// one order (every packet naming the one before it) they waited for both:
+/// p90 62.6 ms against 44.6 ms, p95 67.6 against 49.1 (seed 41).
+#[test]
+fn one_flow_s_far_packets_do_not_hold_another_flow() {
+    let links = [
+        LinkSpec::new(20.0, 10.0),
+        LinkSpec::new(10.0, 40.0).loss(0.02),
+    ];
+    let mut s = Sim::symmetric(41, &links);
+    let bulk = Flow::cbr(1, Class::Aggregate, 24.0, 1400, secs(1.0), secs(12.0));
+    let light = Flow::cbr(2, Class::Aggregate, 0.16, 200, secs(1.0), secs(12.0)).tcp();
+    assert_ne!(
+        braid_tunnel::flow::bucket(&bulk.packet_at(0, 0)),
+        braid_tunnel::flow::bucket(&light.packet_at(0, 0)),
+        "two chains"
+    );
+    s.flows.push(bulk);
+    s.flows.push(light);
+    s.run_until(secs(12.5));
+    assert_in_order(&s, 1);
+    assert_in_order(&s, 2);
+    let (_, _, r) = repair_outcome(&mut s);
+    assert!(
+        r.repaired > 20,
+        "the far path's losses were repaired: {r:?}"
+    );
+    let bulk_p95 = delay_pct(&s, 1, secs(3.0), secs(12.0), 0.95);
+    let light_p90 = delay_pct(&s, 2, secs(3.0), secs(12.0), 0.90);
+    let light_p95 = delay_pct(&s, 2, secs(3.0), secs(12.0), 0.95);
+    eprintln!("delay: bulk p95 {bulk_p95:?}, light p90 {light_p90:?} p95 {light_p95:?}");
+    assert!(
+        bulk_p95 >= Duration::from_millis(60),
+        "the bulk flow waited for repairs"
+    );
+    assert!(
+        light_p90 <= Duration::from_millis(50) && light_p95 + Duration::from_millis(10) <= bulk_p95,
+        "the light flow was held by the bulk flow's far packets"
+    );
+}
+
+/// A light TCP flow beside a bulk TCP flow that keeps the pacers full: the
+/// light one is sparse (`SPARSE_RATE`), so its packets go ahead of the bulk
+/// flow's queue (which TCP may build up to its round trip and more) and
+/// arrive in about the near path's delay (p95 21 ms; without the rule 113 ms,
+/// where the bulk flow's median is 106 ms).
+#[test]
+fn a_sparse_flow_goes_ahead_of_a_bulk_tcp_queue() {
+    let mut s = Sim::symmetric(43, &s2_links());
+    s.flows
+        .push(Flow::cbr(1, Class::Aggregate, 36.0, 1400, secs(1.0), secs(10.0)).tcp());
+    s.flows
+        .push(Flow::cbr(2, Class::Aggregate, 0.16, 200, secs(1.0), secs(10.0)).tcp());
+    s.run_until(secs(10.5));
+    assert_in_order(&s, 2);
+    let bulk = delay_pct(&s, 1, secs(3.0), secs(10.0), 0.5);
+    let light = delay_pct(&s, 2, secs(3.0), secs(10.0), 0.95);
+    let sparse = s.router.stats().sparse_sent;
+    eprintln!("bulk median {bulk:?}, light p95 {light:?}, sparse packets {sparse}");
+    assert!(
+        bulk >= Duration::from_millis(35),
+        "the bulk flow queued: {bulk:?}"
+    );
+    assert!(light <= Duration::from_millis(25), "light p95 {light:?}");
+    assert!(
+        sparse >= 800,
+        "the light flow's 900 packets, less its first"
+    );
 }

@@ -16,8 +16,10 @@
 //!
 //! Inside: the handshake and rekeying, per-path estimators and pacers
 //! ([`crate::path`]), the earliest-arrival scheduler with per-class modes, per-path
-//! reports (which are also the heartbeats), per-class reorder buffers, the
-//! paced release of what they put back in order, and loss repair.
+//! reports (which are also the heartbeats), per-class reorder buffers that
+//! restore each flow's order ([`crate::flow`]: every packet names its flow's
+//! previous one), the paced release of what they put back in order, and loss
+//! repair.
 //!
 //! # Loss repair
 //! A WAN loses packets that no congestion explains (LTE's radio, a noisy DSL
@@ -52,7 +54,8 @@ use crate::release::{Release, ReleaseStats};
 use crate::reorder::{Reorder, ReorderStats};
 use crate::time::Instant;
 use crate::wire::{
-    InnerKind, InnerPacket, InnerRepr, MessageType, INNER_HEADER_LEN, TAG_LEN, TRANSPORT_HEADER_LEN,
+    InnerKind, InnerPacket, InnerRepr, MessageType, INNER_HEADER_LEN, MAX_PRED, SEQ_MASK, TAG_LEN,
+    TRANSPORT_HEADER_LEN,
 };
 use crate::MAX_PATHS;
 use rx::RxPath;
@@ -75,6 +78,20 @@ pub const MAX_DATAGRAM: usize = MAX_PACKET + crate::wire::OVERHEAD;
 /// Packets queued for transmission on one path, at most (the pacer keeps the
 /// backlog under [`crate::path::MAX_BACKLOG`]; this only bounds memory).
 pub const MAX_QUEUED: usize = 512;
+/// A flow of the aggregate class that sends no faster than this, in bytes per
+/// second (2 Mbit/s), and has nothing waiting in a pacer, is *sparse*: its
+/// packets go ahead of the pacers' backlog, as the priority classes' do.
+/// That is the acknowledgements of a download, a web request, an SSH
+/// session, DNS over TCP: without it they waited behind a bulk upload's queue,
+/// which a TCP flow may build up to its round trip (`path::tcp_backlog`) and
+/// more on a nearer path (the delay spread to a farther one). It is
+/// fq_codel's sparse-flow rule, with the pacers' booking in place of its
+/// per-flow queues: a sparse packet still counts against its path's pacer.
+pub const SPARSE_RATE: u64 = 250_000;
+/// The burst a sparse flow may send at once, bytes (four full-size packets).
+pub const SPARSE_BURST: u64 = 6_000;
+/// No packet of the flow was sent (in `Connection::flow_last`).
+const NO_SEQ: u32 = u32::MAX;
 /// Packets waiting for the session to be established, at most.
 pub const MAX_STAGED: usize = 64;
 /// Aggregate-class data packets kept after they left, for repair: about 200 ms
@@ -120,7 +137,8 @@ fn is_tcp(packet: &[u8]) -> bool {
 }
 
 /// How a traffic class is carried. Each class has its own sequence space and
-/// reorder buffer, so one class never waits for another's missing packets.
+/// reorder buffer, so one class never waits for another's missing packets;
+/// within a class, a packet waits only for its own flow's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Class {
@@ -188,6 +206,9 @@ pub struct Stats {
     pub nacks_sent: u64,
     /// Packets sent again because the peer reported them missing.
     pub repairs_sent: u64,
+    /// Aggregate-class packets of sparse flows sent ahead of the pacers'
+    /// backlog (see [`SPARSE_RATE`]).
+    pub sparse_sent: u64,
     /// Copies of recent packets that filled an up-probe (see
     /// [`crate::path::Path::wants_padding`]).
     pub padding_sent: u64,
@@ -210,14 +231,41 @@ struct Queued {
     is_report: bool,
     is_nack: bool,
     priority: bool,
-    /// (class, seq) of a data packet.
-    seq: Option<(u8, u32)>,
+    /// (class, seq, pred) of a data packet.
+    seq: Option<(u8, u32, u16)>,
 }
 
 impl Queued {
     /// An IP packet (or a copy of one), not a report.
     fn is_data(&self) -> bool {
         !self.is_report && !self.is_nack
+    }
+}
+
+/// One flow bucket's credit toward being sparse ([`SPARSE_RATE`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Sparse {
+    /// Bytes the flow may still send ahead of the pacers.
+    credit: u64,
+    /// When `credit` was last brought up to date.
+    refilled: Instant,
+    /// Until when a packet of the flow waits in a pacer.
+    queued_until: Instant,
+}
+
+impl Sparse {
+    /// Whether a packet of `size` bytes of this flow is sparse at `now`; if
+    /// so, it is charged.
+    fn take(&mut self, now: Instant, size: usize) -> bool {
+        let us = now.saturating_since(self.refilled).as_micros() as u64;
+        self.credit = (self.credit + us.min(1_000_000) * SPARSE_RATE / 1_000_000).min(SPARSE_BURST);
+        self.refilled = now;
+        let size = size as u64;
+        let sparse = now >= self.queued_until && self.credit >= size;
+        if sparse {
+            self.credit -= size;
+        }
+        sparse
     }
 }
 
@@ -228,6 +276,7 @@ struct Stored {
     at: Instant,
     class: u8,
     seq: u32,
+    pred: u16,
     payload: Vec<u8>,
 }
 
@@ -239,6 +288,7 @@ impl Stored {
             flags,
             class: self.class,
             seq: self.seq,
+            pred: self.pred,
             tx_time: 0,
         }
     }
@@ -290,15 +340,15 @@ struct Outbox {
 
 impl Outbox {
     /// Where a reorder buffer of `class` puts the packets it releases.
-    fn deliverer(&mut self, class: usize, now: Instant) -> impl FnMut(&[u8]) + '_ {
-        move |p: &[u8]| {
+    fn deliverer(&mut self, class: usize, now: Instant) -> impl FnMut(&[u8], bool) + '_ {
+        move |p: &[u8], waited: bool| {
             // In sequence order, as compression requires; a packet whose
             // context is missing is dropped (and reported by `forget_missed`).
             let Ok(p) = self.decompressor.expand(p) else {
                 return;
             };
             if class == Class::Aggregate as usize {
-                self.release.push(now, p);
+                self.release.push(now, p, waited);
             } else {
                 self.delivered.push_back(p);
             }
@@ -333,6 +383,12 @@ pub struct Connection {
     drop_grace: Instant,
     staged: VecDeque<(Class, Vec<u8>)>,
     seq: [u32; CLASSES],
+    /// Per class and flow bucket ([`crate::flow`]), the sequence number of
+    /// the last packet sent, or [`NO_SEQ`].
+    flow_last: [[u32; crate::flow::BUCKETS]; CLASSES],
+    /// Per flow bucket of the aggregate class, what decides whether it is
+    /// sparse (see [`SPARSE_RATE`]).
+    sparse: [Sparse; crate::flow::BUCKETS],
     reorder: [Reorder; CLASSES],
     /// Where the reorder buffers' in-order packets go.
     out: Outbox,
@@ -388,6 +444,8 @@ impl Connection {
             drop_grace: Instant::ZERO,
             staged: VecDeque::new(),
             seq: [0; CLASSES],
+            flow_last: [[NO_SEQ; crate::flow::BUCKETS]; CLASSES],
+            sparse: [Sparse::default(); crate::flow::BUCKETS],
             reorder: [
                 Reorder::new(),
                 Reorder::with_capacity(256),
@@ -595,6 +653,7 @@ impl Connection {
             return Ok(());
         }
         let tcp = is_tcp(packet);
+        let flow = crate::flow::bucket(packet);
         let mut squeezed = [0u8; MAX_PACKET];
         let compressed = match class {
             Class::Aggregate => self.compressor.compress(packet, &mut squeezed),
@@ -603,6 +662,7 @@ impl Connection {
         let packet = compressed.map_or(packet, |n| &squeezed[..n]);
         let compressed = compressed.is_some();
         let size = packet.len() + crate::wire::OVERHEAD;
+        let sparse = class == Class::Aggregate && self.sparse[flow].take(now, size);
         // (rank, path, expected arrival)
         let mut ranked: heapless::Vec<(Duration, u8, Duration), MAX_PATHS> = heapless::Vec::new();
         let any_primary = self
@@ -659,7 +719,7 @@ impl Connection {
             let Some(own) = own.filter(|&a| a <= latest) else {
                 continue;
             };
-            let arrival = if class.priority() {
+            let arrival = if class.priority() || sparse {
                 Some(own)
             } else {
                 let spread = farthest.map_or(Duration::ZERO, |far| far.saturating_sub(own));
@@ -698,21 +758,37 @@ impl Connection {
             return Err(SendError::Dropped);
         }
         let seq = self.seq[class as usize];
-        self.seq[class as usize] = seq.wrapping_add(1);
+        self.seq[class as usize] = seq.wrapping_add(1) & SEQ_MASK;
+        let last = core::mem::replace(&mut self.flow_last[class as usize][flow], seq);
+        // The flow's previous packet, as a distance back (0: none the
+        // receiver could still be waiting for).
+        let pred = match seq.wrapping_sub(last) & SEQ_MASK {
+            d if last != NO_SEQ && d <= u32::from(MAX_PRED) => d as u16,
+            _ => 0,
+        };
         for (n, &(_, path, _)) in ranked.iter().take(copies).enumerate() {
             let repr = InnerRepr {
                 kind: InnerKind::Data,
                 flags: if n == 0 { 0 } else { InnerRepr::FLAG_DUPLICATE },
                 class: class as u8,
                 seq,
+                pred,
                 tx_time: 0,
             };
-            let kind = if class.priority() {
+            let kind = if class.priority() || sparse {
                 Kind::Priority
             } else {
                 Kind::Bulk
             };
             let queued = self.enqueue(now, path, repr, packet, kind);
+            if kind == Kind::Bulk {
+                if let Some(p) = self.paths[usize::from(path)].as_ref() {
+                    let f = &mut self.sparse[flow];
+                    f.queued_until = f.queued_until.max(p.pacer_free_at());
+                }
+            } else if sparse && n == 0 {
+                self.stats.sparse_sent += 1;
+            }
             if !queued && compressed {
                 // Its slot may have been installed by this packet.
                 self.compressor.unsent();
@@ -768,7 +844,7 @@ impl Connection {
             is_nack,
             priority: kind != Kind::Bulk,
             seq: (repr.kind == InnerKind::Data && repr.flags & InnerRepr::FLAG_DUPLICATE == 0)
-                .then_some((repr.class, repr.seq)),
+                .then_some((repr.class, repr.seq, repr.pred)),
         };
         if kind == Kind::Bulk {
             q.push_back(item);
@@ -807,7 +883,7 @@ impl Connection {
         InnerPacket::new_unchecked(&mut data[TRANSPORT_HEADER_LEN..]).set_tx_time(now.stamp());
         let plain_len = data.len() - TRANSPORT_HEADER_LEN - TAG_LEN;
         self.prune_store(now);
-        if let (Some((class, seq)), Some(key)) = (item.seq, self.sessions.current()) {
+        if let (Some((class, seq, pred)), Some(key)) = (item.seq, self.sessions.current()) {
             if class == Class::Aggregate as u8 {
                 if self.store.len() >= REPAIR_STORE {
                     self.store.pop_front();
@@ -818,6 +894,7 @@ impl Connection {
                     at: now,
                     class,
                     seq,
+                    pred,
                     payload: data[TRANSPORT_HEADER_LEN + INNER_HEADER_LEN..]
                         [..plain_len - INNER_HEADER_LEN]
                         .to_vec(),
@@ -995,9 +1072,21 @@ impl Connection {
                 }
                 let mut deliver = self.out.deliverer(class, now);
                 if repr.flags & InnerRepr::FLAG_REPAIR != 0 {
-                    self.reorder[class].push_repair(now, repr.seq, inner.payload(), &mut deliver);
+                    self.reorder[class].push_repair(
+                        now,
+                        repr.seq,
+                        repr.pred,
+                        inner.payload(),
+                        &mut deliver,
+                    );
                 } else {
-                    self.reorder[class].push(now, repr.seq, inner.payload(), &mut deliver);
+                    self.reorder[class].push(
+                        now,
+                        repr.seq,
+                        repr.pred,
+                        inner.payload(),
+                        &mut deliver,
+                    );
                 }
             }
             InnerKind::Control => match Control::decode(inner.payload()) {
@@ -1285,6 +1374,7 @@ impl Connection {
             flags: 0,
             class: 0,
             seq: 0,
+            pred: 0,
             tx_time: 0,
         };
         self.enqueue(now, path, repr, &enc, kind);

@@ -75,7 +75,7 @@ fn open_vectors() {
     let o = key.open(&mut p0).unwrap();
     assert_eq!((o.path, o.counter), (3, 0));
     let inner = InnerPacket::new_checked(o.plaintext).unwrap();
-    assert_eq!(inner.seq(), 0x1122_3344);
+    assert_eq!((inner.pred(), inner.seq()), (0x112, 0x2_3344));
 }
 
 #[test]

@@ -16,7 +16,7 @@ fn steady_traffic_leaves_at_once() {
     for i in 0..1000u64 {
         let now = us(i * 1000);
         r.on_arrival(1250);
-        r.push(now, vec![0; 1250]);
+        r.push(now, vec![0; 1250], true);
         assert!(r.pop(now).is_some(), "packet {i} held back");
         assert_eq!(r.pop(now), None);
         assert_eq!(r.next_release(), None);
@@ -24,7 +24,7 @@ fn steady_traffic_leaves_at_once() {
     // Even a run of arrivals faster than time refills the bucket.
     for i in 0..1000u64 {
         r.on_arrival(1500);
-        r.push(us(1_000_000), vec![0; 1500]);
+        r.push(us(1_000_000), vec![0; 1500], true);
         assert!(r.pop(us(1_000_000)).is_some(), "packet {i} held back");
     }
     assert_eq!(r.stats().paced, 0);
@@ -49,13 +49,13 @@ fn a_held_run_is_spread_out_and_drained() {
         if now % 200 == 0 {
             r.on_arrival(1250);
             if now >= t0 {
-                r.push(us(now), vec![0; 1250]);
+                r.push(us(now), vec![0; 1250], true);
                 queued += 1;
             }
         }
         if now == t0 {
             for _ in 0..700 {
-                r.push(us(now), vec![0; 1250]);
+                r.push(us(now), vec![0; 1250], true);
                 queued += 1;
             }
         }
@@ -108,7 +108,7 @@ fn a_held_run_is_spread_out_and_drained() {
 fn the_queue_is_bounded() {
     let mut r = Release::new();
     for _ in 0..MAX_QUEUED + 300 {
-        r.push(us(0), vec![0; 100]);
+        r.push(us(0), vec![0; 100], true);
     }
     while r.pop(us(0)).is_some() {}
     assert_eq!(r.queued(), MAX_QUEUED);

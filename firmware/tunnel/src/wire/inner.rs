@@ -2,10 +2,10 @@
 //!
 //! ```text
 //!  bit  7   6   5   4   3   2   1   0
-//!     +-------+-------+-------+-------+------------+-------------+--------------
-//!     | kind  | class |  0 0  | flags | seq (BE)   | tx_time (BE)| payload ...
-//!     +-------+-------+-------+-------+------------+-------------+--------------
-//!      \____________ 1 byte _________/      4             4
+//!     +-------+-------+-------+-------+-----------+----------+-------------+-----------
+//!     | kind  | class |  0 0  | flags | pred (BE) | seq (BE) | tx_time (BE)| payload ...
+//!     +-------+-------+-------+-------+-----------+----------+-------------+-----------
+//!      \____________ 1 byte _________/   12 bits    20 bits        4
 //! ```
 //!
 //! * `kind` (2 bits): [`InnerKind::Data`] (an IP packet follows) or
@@ -16,8 +16,16 @@
 //! * `flags` (2 bits): [`InnerRepr::FLAG_DUPLICATE`] marks the second copy of a
 //!   packet of the redundant class, [`InnerRepr::FLAG_REPAIR`] a packet sent
 //!   again because the peer reported its first transmission missing.
-//! * `seq`: the session's data sequence number (wrapping), which the receiver uses
-//!   to restore order and drop duplicates across paths; zero for control packets.
+//! * `seq`: the class's data sequence number (20 bits, wrapping), which the
+//!   receiver uses to restore order and drop duplicates across paths; zero for
+//!   control packets.
+//! * `pred`: how many sequence numbers back the previous packet of the same
+//!   flow is (zero: none within [`MAX_PRED`]). The receiver restores each
+//!   flow's order, not the class's: a packet waits only for its flow's
+//!   predecessor, so one flow's packet on a slow path does not hold every
+//!   other flow (see [`crate::reorder`]). The two share 32 bits: a 20-bit
+//!   sequence wraps after a million packets, and a reorder buffer spans at most
+//!   [`crate::reorder::CAPACITY`] of them.
 //! * `tx_time`: the sender's clock in microseconds (wrapping every 71 minutes), from
 //!   which the receiver follows each path's one-way delay trend.
 //!
@@ -33,6 +41,7 @@ use super::{be_u32, WireError};
 mod field {
     use core::ops::RangeFrom;
     pub const BITS: usize = 0;
+    /// `pred` (high 12 bits) and `seq` (low 20 bits).
     pub const SEQ: usize = 1;
     pub const TX_TIME: usize = 5;
     pub const PAYLOAD: RangeFrom<usize> = 9..;
@@ -42,6 +51,12 @@ const KIND_SHIFT: u8 = 6;
 const CLASS_SHIFT: u8 = 4;
 const CLASS_MASK: u8 = 0x03;
 const RESERVED_BITS: u8 = 0x0c;
+/// Bits of the sequence number.
+pub const SEQ_BITS: u32 = 20;
+/// The sequence numbers' mask: they wrap at `SEQ_MASK + 1`.
+pub const SEQ_MASK: u32 = (1 << SEQ_BITS) - 1;
+/// The farthest back a packet's flow predecessor can be named.
+pub const MAX_PRED: u16 = (1 << (32 - SEQ_BITS)) - 1;
 
 /// Length of the inner header.
 pub const INNER_HEADER_LEN: usize = field::PAYLOAD.start;
@@ -113,9 +128,14 @@ impl<T: AsRef<[u8]>> InnerPacket<T> {
         (self.buffer.as_ref()[field::BITS] >> CLASS_SHIFT) & CLASS_MASK
     }
 
-    /// Data sequence number.
+    /// Data sequence number (20 bits).
     pub fn seq(&self) -> u32 {
-        be_u32(self.buffer.as_ref(), field::SEQ)
+        be_u32(self.buffer.as_ref(), field::SEQ) & SEQ_MASK
+    }
+
+    /// How far back the previous packet of the same flow is (0: none).
+    pub fn pred(&self) -> u16 {
+        (be_u32(self.buffer.as_ref(), field::SEQ) >> SEQ_BITS) as u16
     }
 
     /// Sender's clock at transmission, in microseconds (wrapping).
@@ -146,8 +166,11 @@ pub struct InnerRepr {
     pub flags: u8,
     /// Traffic class index (0-3).
     pub class: u8,
-    /// Data sequence number (zero for control).
+    /// Data sequence number (zero for control), at most [`SEQ_MASK`].
     pub seq: u32,
+    /// How many sequence numbers back the flow's previous packet is (0:
+    /// none), at most [`MAX_PRED`].
+    pub pred: u16,
     /// Sender's clock in microseconds (wrapping).
     pub tx_time: u32,
 }
@@ -167,6 +190,7 @@ impl InnerRepr {
             flags: p.flags(),
             class: p.class(),
             seq: p.seq(),
+            pred: p.pred(),
             tx_time: p.tx_time(),
         }
     }
@@ -179,11 +203,15 @@ impl InnerRepr {
         if self.class > CLASS_MASK {
             return Err(WireError::BadClass(self.class));
         }
+        if self.seq > SEQ_MASK || self.pred > MAX_PRED {
+            return Err(WireError::Reserved);
+        }
         let h = buf
             .get_mut(..INNER_HEADER_LEN)
             .ok_or(WireError::BufferTooSmall)?;
         h[field::BITS] = (self.kind as u8) << KIND_SHIFT | self.class << CLASS_SHIFT | self.flags;
-        h[field::SEQ..field::SEQ + 4].copy_from_slice(&self.seq.to_be_bytes());
+        let word = u32::from(self.pred) << SEQ_BITS | self.seq;
+        h[field::SEQ..field::SEQ + 4].copy_from_slice(&word.to_be_bytes());
         h[field::TX_TIME..field::TX_TIME + 4].copy_from_slice(&self.tx_time.to_be_bytes());
         Ok(())
     }
@@ -193,8 +221,9 @@ impl InnerRepr {
 mod tests {
     use super::*;
 
-    /// A duplicate data packet of class 2, seq 0x11223344, sent at 0x55667788 µs,
-    /// carrying the first 4 bytes of an IPv4 header.
+    /// A duplicate data packet of class 2, seq 0x23344 whose flow's previous
+    /// packet was 0x112 before it, sent at 0x55667788 µs, carrying the first 4
+    /// bytes of an IPv4 header.
     const VECTOR: [u8; 13] = [
         0x21, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x45, 0x00, 0x00, 0x54,
     ];
@@ -202,7 +231,8 @@ mod tests {
         kind: InnerKind::Data,
         flags: InnerRepr::FLAG_DUPLICATE,
         class: 2,
-        seq: 0x1122_3344,
+        seq: 0x2_3344,
+        pred: 0x112,
         tx_time: 0x5566_7788,
     };
 
@@ -249,6 +279,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn seq_and_pred_share_a_word_and_are_bounded() {
+        let r = InnerRepr {
+            seq: SEQ_MASK,
+            pred: MAX_PRED,
+            ..REPR
+        };
+        let mut buf = [0u8; INNER_HEADER_LEN];
+        r.emit(&mut buf).unwrap();
+        assert_eq!(buf[1..5], [0xff; 4]);
+        let p = InnerPacket::new_checked(&buf[..]).unwrap();
+        assert_eq!((p.seq(), p.pred()), (SEQ_MASK, MAX_PRED));
+        let too_far = InnerRepr {
+            seq: SEQ_MASK + 1,
+            ..REPR
+        };
+        assert_eq!(too_far.emit(&mut buf), Err(WireError::Reserved));
+        let too_back = InnerRepr {
+            pred: MAX_PRED + 1,
+            ..REPR
+        };
+        assert_eq!(too_back.emit(&mut buf), Err(WireError::Reserved));
     }
 
     #[test]

@@ -26,7 +26,9 @@
 mod inner;
 mod transport;
 
-pub use inner::{InnerKind, InnerPacket, InnerRepr, INNER_HEADER_LEN};
+pub use inner::{
+    InnerKind, InnerPacket, InnerRepr, INNER_HEADER_LEN, MAX_PRED, SEQ_BITS, SEQ_MASK,
+};
 pub use transport::{TransportPacket, TransportRepr, MAX_COUNTER, TRANSPORT_HEADER_LEN};
 
 use core::fmt;
