@@ -99,6 +99,17 @@ enum Entry {
     Skipped(u32),
 }
 
+/// How a packet came to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Its first transmission.
+    First,
+    /// Again, because the receiver reported it missing.
+    Repair,
+    /// A copy: redundant class, or padding.
+    Copy,
+}
+
 /// No packet waits (in [`Reorder::waiter`]).
 const NONE: u32 = u32::MAX;
 
@@ -206,7 +217,7 @@ impl Reorder {
         packet: &[u8],
         deliver: &mut impl FnMut(&[u8], bool),
     ) {
-        self.insert(now, seq, pred, packet, false, deliver);
+        self.insert(now, seq, pred, packet, Sent::First, deliver);
     }
 
     /// Like [`Reorder::push`] for a repair: a packet sent again because its
@@ -219,7 +230,23 @@ impl Reorder {
         packet: &[u8],
         deliver: &mut impl FnMut(&[u8], bool),
     ) {
-        self.insert(now, seq, pred, packet, true, deliver);
+        self.insert(now, seq, pred, packet, Sent::Repair, deliver);
+    }
+
+    /// Like [`Reorder::push`] for a copy: the second copy of a redundant-class
+    /// packet, or a padding copy of a recent one. A copy behind the head is a
+    /// duplicate even where the buffer no longer remembers its place (padding
+    /// on a satellite comes 300 ms after its original), and, like a repair, it
+    /// teaches nothing about lateness.
+    pub fn push_copy(
+        &mut self,
+        now: Instant,
+        seq: u32,
+        pred: u16,
+        packet: &[u8],
+        deliver: &mut impl FnMut(&[u8], bool),
+    ) {
+        self.insert(now, seq, pred, packet, Sent::Copy, deliver);
     }
 
     fn index(&self, seq: u32) -> usize {
@@ -232,17 +259,20 @@ impl Reorder {
         seq: u32,
         pred: u16,
         packet: &[u8],
-        repair: bool,
+        sent: Sent,
         deliver: &mut impl FnMut(&[u8], bool),
     ) {
+        let repair = sent == Sent::Repair;
+        let first = sent == Sent::First;
         let seq = seq & SEQ_MASK;
         let next = *self.next.get_or_insert(seq);
         if before(seq, next) {
             let age = after(seq, next) - 1;
-            if age < 128 && self.seen & (1u128 << age) != 0 {
+            let remembered = age < 128;
+            if (remembered && self.seen & (1u128 << age) != 0) || (!remembered && !first) {
                 self.stats.duplicates += 1;
             } else {
-                self.late(repair);
+                self.late(first);
             }
             return;
         }
@@ -267,14 +297,14 @@ impl Reorder {
         match self.slots[idx] {
             Entry::Held(ref s) if s.seq == seq => return self.stats.duplicates += 1,
             Entry::Done(s) if s == seq => return self.stats.duplicates += 1,
-            Entry::Skipped(s) if s == seq => return self.late(repair),
+            Entry::Skipped(s) if s == seq => return self.late(first),
             _ => {}
         }
         if repair {
             self.stats.repaired += 1;
         }
         // A packet some flow waits for: learn how late holes fill.
-        if !repair {
+        if first {
             if let Some(waited) = self.waiting_for(seq).map(|s| s.arrived) {
                 let waited = now.saturating_since(waited).as_micros() as u64;
                 self.lateness_us = (self.lateness_us * 7 + waited) / 8;
@@ -290,7 +320,7 @@ impl Reorder {
                 self.release_after(seq, deliver);
             }
             Some(pred) => {
-                if !repair {
+                if first {
                     self.stats.reordered += 1;
                 }
                 self.slots[idx] = Entry::Held(Slot {
@@ -306,10 +336,11 @@ impl Reorder {
         }
     }
 
-    /// Counts a packet that came after its place was given up on.
-    fn late(&mut self, repair: bool) {
+    /// Counts a packet that came after its place was given up on; a first
+    /// transmission teaches that holes wait too little.
+    fn late(&mut self, first: bool) {
         self.stats.late += 1;
-        if !repair {
+        if first {
             // We gave up too early: wait longer from now on.
             self.lateness_us = (self.lateness_us * 2).clamp(1_000, MAX_TIMEOUT.as_micros() as u64);
         }

@@ -240,31 +240,42 @@ fn s4_four_links_with_loss_jitter_and_satellite() {
 /// three terrestrial links and is dropped when they are full; and since the
 /// satellite then carries only heartbeats, a packet lost on the LTE link holds
 /// the others for the terrestrial links' spread, not the satellite's.
+/// A TCP flow offered more than S4's terrestrial links carry spills onto the
+/// satellite: it gets all it offered, in order, at the satellite's delay. A
+/// light TCP flow beside it waits for none of that: the receiver restores
+/// each flow's order, and the light flow's packets, sparse, go ahead of the
+/// bulk flow's queues.
 #[test]
-fn s4_tcp_stays_off_the_satellite_and_holes_wait_only_the_spread_in_use() {
+fn s4_tcp_spills_onto_the_satellite_and_only_its_own_packets_wait() {
     let links = s4_links();
     let terrestrial: f64 = links[..3].iter().map(|l| l.rate_bps as f64).sum();
     let mut s = Sim::symmetric(15, &links);
     s.flows
         .push(Flow::cbr(1, Class::Aggregate, 45.0, 1400, secs(1.0), secs(12.0)).tcp());
+    s.flows
+        .push(Flow::cbr(2, Class::Aggregate, 0.16, 200, secs(1.0), secs(12.0)).tcp());
     s.run_until(secs(12.5));
     let g = s.goodput(1, secs(3.0), secs(12.0));
     let sat_mbps = s.up[3].carried_bytes as f64 * 8.0 / 11.0 / 1e6;
-    let p999 = delay_pct(&s, 1, secs(3.0), secs(12.0), 0.999);
+    let bulk = delay_pct(&s, 1, secs(3.0), secs(12.0), 0.5);
+    let light = delay_pct(&s, 2, secs(3.0), secs(12.0), 0.99);
     eprintln!(
-        "S4 TCP: {:.1}% of the terrestrial links, satellite {sat_mbps:.2} Mbit/s, delay p99.9 {p999:?}",
-        g / terrestrial * 100.0
+        "S4 TCP: {:.1} Mbit/s, satellite {sat_mbps:.2} Mbit/s, bulk median {bulk:?}, light p99 {light:?}",
+        g / 1e6
     );
     print_links("S4 TCP", &mut s, 11.0);
     assert!(
-        sat_mbps < 0.2,
+        sat_mbps > 5.0,
         "satellite carried {sat_mbps:.2} Mbit/s of TCP"
     );
-    assert!(g / terrestrial >= 0.85, "{:.1}%", g / terrestrial * 100.0);
-    // Holes wait for the LTE link's delay and jitter (and what the buffer
-    // learnt from late packets), not for the satellite's 300 ms.
-    assert!(p999 < Duration::from_millis(250), "p99.9 delay {p999:?}");
+    assert!(g > terrestrial, "{:.1} Mbit/s", g / 1e6);
+    assert!(
+        bulk >= Duration::from_millis(290),
+        "the bulk flow waits for the satellite"
+    );
+    assert!(light < Duration::from_millis(100), "light p99 {light:?}");
     assert_in_order(&s, 1);
+    assert_in_order(&s, 2);
 }
 
 /// A cut link loses what was on the wire, not what braid still held for it:
@@ -759,9 +770,10 @@ fn held_runs_leave_the_receiver_paced() {
 /// A light TCP flow of the aggregate class beside a bulk one on a near path
 /// and a lossy far one: the receiver restores each flow's order, so the
 /// light flow's packets wait neither for the bulk flow's packets on the far
-/// path nor for their repairs, only in the near path's queue. In the class's
-/// one order (every packet naming the one before it) they waited for both:
-/// p90 62.6 ms against 44.6 ms, p95 67.6 against 49.1 (seed 41).
+/// path nor for their repairs; being sparse, not in the near path's queue
+/// either. Seed 41: p90 17.9 ms, p95 20.3. In the class's one order (every
+/// packet naming the one before it), before sparse flows went ahead, they
+/// waited for both: p90 62.6 ms, p95 67.6 (per-flow order alone: 44.6, 49.1).
 #[test]
 fn one_flow_s_far_packets_do_not_hold_another_flow() {
     let links = [
