@@ -46,7 +46,7 @@
 //! When the connection has asked the peer to send lost packets again, it calls
 //! [`Reorder::hold`]: holes wait until then for the repair, even past their
 //! timeout (still at most [`MAX_TIMEOUT`] from the oldest waiting packet). A
-//! repair ([`Reorder::push_repair`]) that arrives too late is dropped like any
+//! repair ([`Sent::Repair`]) that arrives too late is dropped like any
 //! late packet, but teaches nothing about lateness: it was late by design.
 
 use alloc::vec::Vec;
@@ -101,12 +101,17 @@ enum Entry {
 
 /// How a packet came to be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sent {
+pub enum Sent {
     /// Its first transmission.
     First,
-    /// Again, because the receiver reported it missing.
+    /// Again, because the receiver reported it missing. One that comes too
+    /// late is dropped like any late packet, but teaches nothing about
+    /// lateness: it was late by design.
     Repair,
-    /// A copy: redundant class, or padding.
+    /// A copy: the second copy of a redundant-class packet, or a padding copy
+    /// of a recent one. A copy behind the head is a duplicate even where the
+    /// buffer no longer remembers its place (padding on a satellite comes
+    /// 300 ms after its original), and teaches nothing about lateness either.
     Copy,
 }
 
@@ -205,48 +210,20 @@ impl Reorder {
     }
 
     /// Takes in a packet with sequence number `seq` whose flow's previous
-    /// packet is `pred` sequence numbers back (0: none). It goes to `deliver`
-    /// at once if that one was delivered or given up on, and so do any
-    /// waiting packets it unblocks; `deliver`'s second argument says whether
-    /// the packet waited here.
+    /// packet is `pred` sequence numbers back (0: none), sent as `sent` says.
+    /// It goes to `deliver` at once if that one was delivered or given up on,
+    /// and so do any waiting packets it unblocks; `deliver`'s second argument
+    /// says whether the packet waited here.
     pub fn push(
         &mut self,
         now: Instant,
         seq: u32,
         pred: u16,
+        sent: Sent,
         packet: &[u8],
         deliver: &mut impl FnMut(&[u8], bool),
     ) {
-        self.insert(now, seq, pred, packet, Sent::First, deliver);
-    }
-
-    /// Like [`Reorder::push`] for a repair: a packet sent again because its
-    /// first copy was reported missing.
-    pub fn push_repair(
-        &mut self,
-        now: Instant,
-        seq: u32,
-        pred: u16,
-        packet: &[u8],
-        deliver: &mut impl FnMut(&[u8], bool),
-    ) {
-        self.insert(now, seq, pred, packet, Sent::Repair, deliver);
-    }
-
-    /// Like [`Reorder::push`] for a copy: the second copy of a redundant-class
-    /// packet, or a padding copy of a recent one. A copy behind the head is a
-    /// duplicate even where the buffer no longer remembers its place (padding
-    /// on a satellite comes 300 ms after its original), and, like a repair, it
-    /// teaches nothing about lateness.
-    pub fn push_copy(
-        &mut self,
-        now: Instant,
-        seq: u32,
-        pred: u16,
-        packet: &[u8],
-        deliver: &mut impl FnMut(&[u8], bool),
-    ) {
-        self.insert(now, seq, pred, packet, Sent::Copy, deliver);
+        self.insert(now, seq, pred, packet, sent, deliver);
     }
 
     fn index(&self, seq: u32) -> usize {

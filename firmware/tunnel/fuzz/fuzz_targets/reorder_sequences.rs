@@ -4,7 +4,7 @@
 //! sequence number twice, and holds nothing once every timeout has run out.
 #![no_main]
 
-use braid_tunnel::reorder::{Reorder, MAX_TIMEOUT};
+use braid_tunnel::reorder::{Reorder, Sent, MAX_TIMEOUT};
 use braid_tunnel::time::Instant;
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashSet;
@@ -26,9 +26,10 @@ fuzz_target!(|data: &[u8]| {
         let mut sink = |p: &[u8], _: bool| delivered.push(p.to_vec());
         match op[0] % 8 {
             0 => r.on_timeout(at, &mut sink),
-            1 => r.push_repair(at, seq, pred, &seq.to_be_bytes(), &mut sink),
+            1 => r.push(at, seq, pred, Sent::Repair, &seq.to_be_bytes(), &mut sink),
+            3 => r.push(at, seq, pred, Sent::Copy, &seq.to_be_bytes(), &mut sink),
             2 => r.hold(at, Instant::from_micros(now + u64::from(op[5]) * 1000)),
-            _ => r.push(at, seq, pred, &seq.to_be_bytes(), &mut sink),
+            _ => r.push(at, seq, pred, Sent::First, &seq.to_be_bytes(), &mut sink),
         }
         assert!(r.held() <= CAPACITY);
     }

@@ -51,7 +51,7 @@ use crate::filter::ClockDelta;
 use crate::handshake::{self, Initiation, LocalIdentity, RemoteIdentity, SessionKeys, Tai64n};
 use crate::path::{tcp_backlog, tcp_spread_limit, Path, PathConfig, PathInfo, PathState};
 use crate::release::{Release, ReleaseStats};
-use crate::reorder::{Reorder, ReorderStats};
+use crate::reorder::{Reorder, ReorderStats, Sent};
 use crate::time::Instant;
 use crate::wire::{
     InnerKind, InnerPacket, InnerRepr, MessageType, INNER_HEADER_LEN, MAX_PRED, SEQ_MASK, TAG_LEN,
@@ -1087,31 +1087,21 @@ impl Connection {
                     self.out.release.on_arrival(inner.payload().len());
                 }
                 let mut deliver = self.out.deliverer(class, now);
-                if repr.flags & InnerRepr::FLAG_REPAIR != 0 {
-                    self.reorder[class].push_repair(
-                        now,
-                        repr.seq,
-                        repr.pred,
-                        inner.payload(),
-                        &mut deliver,
-                    );
+                let sent = if repr.flags & InnerRepr::FLAG_REPAIR != 0 {
+                    Sent::Repair
                 } else if repr.flags & InnerRepr::FLAG_DUPLICATE != 0 {
-                    self.reorder[class].push_copy(
-                        now,
-                        repr.seq,
-                        repr.pred,
-                        inner.payload(),
-                        &mut deliver,
-                    );
+                    Sent::Copy
                 } else {
-                    self.reorder[class].push(
-                        now,
-                        repr.seq,
-                        repr.pred,
-                        inner.payload(),
-                        &mut deliver,
-                    );
-                }
+                    Sent::First
+                };
+                self.reorder[class].push(
+                    now,
+                    repr.seq,
+                    repr.pred,
+                    sent,
+                    inner.payload(),
+                    &mut deliver,
+                );
             }
             InnerKind::Control => match Control::decode(inner.payload()) {
                 Ok(Control::Report(r)) => {

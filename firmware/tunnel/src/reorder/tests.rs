@@ -16,15 +16,39 @@ impl Out {
     }
 }
 
+/// A seeded xorshift generator.
+fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 /// A packet of a sender that keeps the class in one chain (each packet
 /// names the one before it).
 fn push(r: &mut Reorder, out: &mut Out, now: Instant, seq: u32) {
-    r.push(now, seq, 1, &seq.to_be_bytes(), &mut out.sink());
+    r.push(
+        now,
+        seq,
+        1,
+        Sent::First,
+        &seq.to_be_bytes(),
+        &mut out.sink(),
+    );
 }
 
 /// A packet whose flow's previous packet is `pred` back (0: none).
 fn push_flow(r: &mut Reorder, out: &mut Out, now: Instant, seq: u32, pred: u16) {
-    r.push(now, seq, pred, &seq.to_be_bytes(), &mut out.sink());
+    r.push(
+        now,
+        seq,
+        pred,
+        Sent::First,
+        &seq.to_be_bytes(),
+        &mut out.sink(),
+    );
 }
 
 #[test]
@@ -115,13 +139,7 @@ fn sequence_numbers_wrap() {
 /// final timeout nothing is held.
 #[test]
 fn random_orders_keep_the_invariants() {
-    let mut seed = 0x1234_5678_9abc_def0u64;
-    let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rand = xorshift(0x1234_5678_9abc_def0);
     for _ in 0..200 {
         let (mut r, mut out) = (Reorder::new(), Out(vec![]));
         let mut seqs: std::vec::Vec<u32> = (0..500).collect();
@@ -165,7 +183,14 @@ fn a_hold_keeps_a_hole_open_for_its_repair_without_teaching_lateness() {
     r.on_timeout(plain, &mut out.sink());
     assert_eq!(out.0, [1], "still waiting for 2 past the plain timeout");
     let timeout = r.timeout();
-    r.push_repair(t(50), 2, 1, &2u32.to_be_bytes(), &mut out.sink());
+    r.push(
+        t(50),
+        2,
+        1,
+        Sent::Repair,
+        &2u32.to_be_bytes(),
+        &mut out.sink(),
+    );
     assert_eq!(out.0, [1, 2, 3]);
     assert_eq!(r.stats().repaired, 1);
     assert_eq!(r.timeout(), timeout, "a repair's wait is not lateness");
@@ -185,7 +210,14 @@ fn a_hold_is_bounded_and_a_late_repair_is_dropped() {
     r.on_timeout(t(1) + MAX_TIMEOUT, &mut out.sink());
     assert_eq!(out.0, [1, 3]);
     let timeout = r.timeout();
-    r.push_repair(t(800), 2, 1, &2u32.to_be_bytes(), &mut out.sink());
+    r.push(
+        t(800),
+        2,
+        1,
+        Sent::Repair,
+        &2u32.to_be_bytes(),
+        &mut out.sink(),
+    );
     assert_eq!(out.0, [1, 3]);
     assert_eq!(r.stats().late, 1);
     assert_eq!(r.stats().repaired, 0);
@@ -262,13 +294,7 @@ fn a_timeout_releases_a_whole_chain() {
 /// is delivered twice, and after the final timeout nothing is held.
 #[test]
 fn random_flows_each_stay_in_order() {
-    let mut seed = 0x0fed_cba9_8765_4321u64;
-    let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rand = xorshift(0x0fed_cba9_8765_4321);
     for _ in 0..200 {
         let mut r = Reorder::with_capacity(64);
         let mut out = Out(vec![]);

@@ -25,7 +25,8 @@
 //!   predecessor, so one flow's packet on a slow path does not hold every
 //!   other flow (see [`crate::reorder`]). The two share 32 bits: a 20-bit
 //!   sequence wraps after a million packets, and a reorder buffer spans at most
-//!   [`crate::reorder::CAPACITY`] of them.
+//!   [`crate::reorder::CAPACITY`] of them. (Until 2026-12-03 all 32 bits were
+//!   the sequence, and the receiver restored the class's order.)
 //! * `tx_time`: the sender's clock in microseconds (wrapping every 71 minutes), from
 //!   which the receiver follows each path's one-way delay trend.
 //!
