@@ -374,12 +374,14 @@ fn startup_ends_when_offered_more_than_arrives() {
 }
 
 /// TCP's pacer limit is the flow's unloaded round trip, within
-/// [MAX_BACKLOG, GRACE_BACKLOG]: S2's 10 ms and 30 ms paths give 40 ms; a
-/// single 5 ms path the floor; S4's 15 ms DSL and 40 ms LTE the ceiling.
+/// [MAX_BACKLOG, TCP_MAX_BACKLOG]: S2's 10 ms and 30 ms paths give 40 ms,
+/// S3's 10 ms and 150 ms 160 ms; a single 5 ms path the floor; S4's 15 ms
+/// DSL and 300 ms satellite the ceiling.
 #[test]
 fn tcp_backlog_is_the_unloaded_round_trip_within_bounds() {
     let d = Duration::from_millis;
     assert_eq!(tcp_backlog(d(10), d(30)), d(40));
+    assert_eq!(tcp_backlog(d(10), d(150)), d(160));
     assert_eq!(tcp_backlog(d(5), d(5)), MAX_BACKLOG);
-    assert_eq!(tcp_backlog(d(15), d(40)), GRACE_BACKLOG);
+    assert_eq!(tcp_backlog(d(15), d(300)), TCP_MAX_BACKLOG);
 }
