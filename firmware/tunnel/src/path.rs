@@ -98,6 +98,12 @@ pub const DEGRADED_LOSS: u32 = 100;
 pub const RECOVERED_LOSS: u32 = 30;
 
 const PROBE_GAINS: [u32; 8] = [125, 75, 100, 100, 100, 100, 100, 100];
+/// Longest up-probe (and the drain after it): at 1.25 times the rate, it adds
+/// at most a [`QUEUE_TARGET`] of WAN queue. BBR probes for a whole minimum
+/// round trip, which on a 600 ms satellite path put 150 ms of queue into a
+/// modem holding 50 (S4's: 450 packets lost per minute, each a loss that the
+/// repair store, 200 ms deep at S4's rate, could no longer mend).
+const PROBE_PHASE_MAX: Duration = Duration::from_millis(80);
 
 /// User settings for a path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -694,9 +700,14 @@ impl Path {
                     if next == 0 {
                         self.probe_start_bw = self.btl_bw;
                     }
+                    let len = if PROBE_GAINS[usize::from(next)] == 100 {
+                        min_rtt
+                    } else {
+                        min_rtt.min(PROBE_PHASE_MAX)
+                    };
                     Mode::ProbeBw {
                         phase: next,
-                        phase_end: now + min_rtt,
+                        phase_end: now + len,
                     }
                 }
             }

@@ -53,10 +53,17 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::time::Instant;
-use crate::wire::{SEQ_BITS, SEQ_MASK};
+use crate::wire::{MAX_PRED, SEQ_MASK};
 
 /// Packets the aggregate class's buffer holds at most.
 pub const CAPACITY: usize = 2048;
+
+/// The largest buffer: a predecessor a capacity or more back is behind the
+/// head (the ring never spans more than its capacity), so reading it as
+/// "none" is right; but a sender names none past [`MAX_PRED`], so a larger
+/// ring would let a packet pass one it should wait for.
+pub const MAX_CAPACITY: usize = MAX_PRED as usize + 1;
+const _: () = assert!(CAPACITY <= MAX_CAPACITY && MAX_CAPACITY.is_power_of_two());
 /// Shortest release timeout.
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(2);
 /// Longest release timeout.
@@ -164,10 +171,10 @@ impl Reorder {
     }
 
     /// An empty buffer holding at most `capacity` packets, rounded up to a
-    /// power of two (its slot table is allocated here; packets as they
-    /// arrive).
+    /// power of two and at most [`MAX_CAPACITY`] (its slot table is allocated
+    /// here; packets as they arrive).
     pub fn with_capacity(capacity: usize) -> Self {
-        let cap = capacity.clamp(2, 1 << (SEQ_BITS - 1)).next_power_of_two();
+        let cap = capacity.clamp(2, MAX_CAPACITY).next_power_of_two();
         Self {
             next: None,
             slots: (0..cap).map(|_| Entry::Empty).collect(),

@@ -841,3 +841,33 @@ fn a_sparse_flow_goes_ahead_of_a_bulk_tcp_queue() {
         "the light flow's 900 packets, less its first"
     );
 }
+
+/// A backlogged satellite path (600 ms round trip, a modem queue of 50 ms):
+/// once startup is over, the pacer's up-probes must not overflow the modem.
+/// Probing at 1.25 times the rate for a whole round trip, as BBR does, put
+/// 150 ms into that queue every cycle, and the losses came faster than
+/// repairs could reach back (bench S4: 450 a minute).
+#[test]
+fn up_probes_do_not_overflow_a_far_path_s_modem() {
+    let mut s = Sim::symmetric(41, &[LinkSpec::new(25.0, 300.0)]);
+    s.flows.push(Flow::cbr(
+        1,
+        Class::Aggregate,
+        30.0,
+        1400,
+        secs(0.5),
+        secs(30.0),
+    ));
+    s.run_until(secs(10.0));
+    let settled = s.up[0].dropped_queue;
+    s.run_until(secs(30.0));
+    let l = &s.up[0];
+    let rate = s.goodput(1, secs(10.0), secs(30.0)) / 1e6;
+    eprintln!(
+        "queue drops: {settled} by 10 s, {} by 30 s; {rate:.1} Mbit/s",
+        l.dropped_queue
+    );
+    assert_eq!(l.dropped_queue, settled, "up-probes overflowed the modem");
+    // Still probing: the path stays full.
+    assert!(rate > 22.0, "{rate:.1} Mbit/s");
+}
