@@ -14,7 +14,9 @@
 //! The pacing rate follows BBR's model: the bottleneck bandwidth is the windowed
 //! maximum of the receive-rate samples; the pacer sends at that rate times a gain
 //! that starts high to find the rate (startup), then cycles 1.25, 0.75, 1, ... to
-//! keep probing without building a queue. A one-way delay rising more than
+//! keep probing without building a queue (the 1.25 and 0.75 phases last a
+//! minimum round trip, at most 80 ms, so an up-probe adds at most a
+//! [`QUEUE_TARGET`] of WAN queue). A one-way delay rising more than
 //! [`QUEUE_TARGET`] above its minimum means a queue is building in the WAN: if we
 //! built it (the pacer was backlogged, or we sent more than arrived) the
 //! estimate is cut to what is actually arriving; if not (cross traffic, jitter)

@@ -721,8 +721,8 @@ impl Connection {
             }
         }
         if bulk && now < self.drop_grace {
-            // On top of TCP's own limit too: where that is already
-            // GRACE_BACKLOG (S1, S4), the grace had no room left, and a
+            // On top of TCP's own limit too: where that was already
+            // GRACE_BACKLOG (S1), the grace had no room left, and a
             // sender that probes past the pacers (bbr's 1.25 phase) lost
             // every packet of the overshoot (bbr, S1: 1.0-1.5% retransmitted
             // against 0.1-0.7%).
