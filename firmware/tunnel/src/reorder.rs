@@ -230,22 +230,6 @@ impl Reorder {
         packet: &[u8],
         deliver: &mut impl FnMut(&[u8], bool),
     ) {
-        self.insert(now, seq, pred, packet, sent, deliver);
-    }
-
-    fn index(&self, seq: u32) -> usize {
-        seq as usize & (self.slots.len() - 1)
-    }
-
-    fn insert(
-        &mut self,
-        now: Instant,
-        seq: u32,
-        pred: u16,
-        packet: &[u8],
-        sent: Sent,
-        deliver: &mut impl FnMut(&[u8], bool),
-    ) {
         let repair = sent == Sent::Repair;
         let first = sent == Sent::First;
         let seq = seq & SEQ_MASK;
@@ -318,6 +302,10 @@ impl Reorder {
                 self.held += 1;
             }
         }
+    }
+
+    fn index(&self, seq: u32) -> usize {
+        seq as usize & (self.slots.len() - 1)
     }
 
     /// Counts a packet that came after its place was given up on; a first

@@ -29,14 +29,7 @@ fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
 /// A packet of a sender that keeps the class in one chain (each packet
 /// names the one before it).
 fn push(r: &mut Reorder, out: &mut Out, now: Instant, seq: u32) {
-    r.push(
-        now,
-        seq,
-        1,
-        Sent::First,
-        &seq.to_be_bytes(),
-        &mut out.sink(),
-    );
+    push_flow(r, out, now, seq, 1);
 }
 
 /// A packet whose flow's previous packet is `pred` back (0: none).
