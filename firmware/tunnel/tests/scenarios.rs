@@ -235,12 +235,7 @@ fn s4_four_links_with_loss_jitter_and_satellite() {
     assert_in_order(&s, 1);
 }
 
-/// S4 again, offered as TCP: the satellite (285 ms behind the fastest link)
-/// would put its delay on every packet of a TCP flow, so bulk TCP stays on the
-/// three terrestrial links and is dropped when they are full; and since the
-/// satellite then carries only heartbeats, a packet lost on the LTE link holds
-/// the others for the terrestrial links' spread, not the satellite's.
-/// A TCP flow offered more than S4's terrestrial links carry spills onto the
+/// S4 again, offered as TCP. A TCP flow offered more than S4's terrestrial links carry spills onto the
 /// satellite: it gets all it offered, in order, at the satellite's delay. A
 /// light TCP flow beside it waits for none of that: the receiver restores
 /// each flow's order, and the light flow's packets, sparse, go ahead of the
