@@ -49,6 +49,7 @@
 //! repair ([`Sent::Repair`]) that arrives too late is dropped like any
 //! late packet, but teaches nothing about lateness: it was late by design.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -136,6 +137,13 @@ pub struct Reorder {
     /// (each packet is the predecessor of at most one other), or [`NONE`].
     waiter: Vec<u32>,
     held: usize,
+    /// The held packets in the order they arrived, as (arrival, sequence
+    /// number), with those released since still in it: the front is trimmed
+    /// to a held one after every release, so the oldest waiting packet is
+    /// found without a scan of the ring (one per packet received, through
+    /// [`Reorder::deadline`], cost a scan of every slot each). Shorter than
+    /// twice the capacity (see [`Reorder::note_held`]).
+    arrivals: VecDeque<(Instant, u32)>,
     /// Sequence numbers delivered or skipped recently, to tell duplicates from
     /// late packets: bit i of `seen` is `next - 1 - i`.
     seen: u128,
@@ -180,6 +188,7 @@ impl Reorder {
             slots: (0..cap).map(|_| Entry::Empty).collect(),
             waiter: alloc::vec![NONE; cap],
             held: 0,
+            arrivals: VecDeque::new(),
             seen: 0,
             lateness_us: 0,
             floor: Duration::ZERO,
@@ -300,12 +309,37 @@ impl Reorder {
                 let w = self.index(pred);
                 self.waiter[w] = seq;
                 self.held += 1;
+                self.note_held(now, seq);
             }
         }
     }
 
     fn index(&self, seq: u32) -> usize {
         seq as usize & (self.slots.len() - 1)
+    }
+
+    /// Is the packet that arrived at `arrived` as `seq` still held?
+    fn is_held(&self, arrived: Instant, seq: u32) -> bool {
+        matches!(&self.slots[self.index(seq)], Entry::Held(s) if s.seq == seq && s.arrived == arrived)
+    }
+
+    /// Records a packet just held. The queue stays under twice the capacity
+    /// without pruning: while its front packet waits, the head cannot pass
+    /// it, so every packet held since has a sequence number in the window
+    /// from the head at that time to a capacity past the front one (under two
+    /// capacities), and each is held at most once.
+    fn note_held(&mut self, now: Instant, seq: u32) {
+        self.arrivals.push_back((now, seq));
+    }
+
+    /// Drops released packets from the front of [`Reorder::arrivals`].
+    fn trim_arrivals(&mut self) {
+        while let Some(&(t, s)) = self.arrivals.front() {
+            if self.is_held(t, s) {
+                return;
+            }
+            self.arrivals.pop_front();
+        }
     }
 
     /// Counts a packet that came after its place was given up on; a first
@@ -361,6 +395,7 @@ impl Reorder {
             p = w;
         }
         self.compact();
+        self.trim_arrivals();
     }
 
     /// Moves the head past every delivered or skipped sequence number.
@@ -421,14 +456,11 @@ impl Reorder {
         if self.held == 0 {
             return None;
         }
-        let oldest = self
-            .slots
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Held(s) => Some(s),
-                _ => None,
-            })
-            .min_by_key(|s| s.arrived)?;
+        let &(_, seq) = self.arrivals.front()?;
+        let Entry::Held(oldest) = &self.slots[self.index(seq)] else {
+            debug_assert!(false, "the front of arrivals is always held");
+            return None;
+        };
         let (mut blocked, mut missing) = (oldest.seq, oldest.pred);
         for _ in 0..self.slots.len() {
             match &self.slots[self.index(missing)] {

@@ -268,15 +268,21 @@ fn a_timeout_gives_up_on_the_holes_up_to_the_waiting_flow_s() {
 }
 
 /// A chain of waiting packets (4 waits for 3, which waits for the missing 2)
-/// is released whole when the hole is given up on.
+/// is released whole when the hole is given up on; the deadline runs from
+/// the oldest waiting packet (4, which came first).
 #[test]
 fn a_timeout_releases_a_whole_chain() {
     let (mut r, mut out) = (Reorder::new(), Out(vec![]));
     push(&mut r, &mut out, t(0), 1);
-    push(&mut r, &mut out, t(5), 4);
-    push(&mut r, &mut out, t(1), 3);
+    push(&mut r, &mut out, t(1), 4);
+    push(&mut r, &mut out, t(5), 3);
     assert_eq!(r.held(), 2);
     assert_eq!(r.deadline(), Some(t(1) + r.timeout()), "from the oldest");
+    r.on_timeout(
+        t(1) + r.timeout() - Duration::from_micros(1),
+        &mut out.sink(),
+    );
+    assert_eq!(out.0, [1], "not before the deadline");
     r.on_timeout(t(1) + r.timeout(), &mut out.sink());
     assert_eq!(out.0, [1, 3, 4]);
     assert_eq!(r.held(), 0);
@@ -321,6 +327,17 @@ fn random_flows_each_stay_in_order() {
                 _ => push_flow(&mut r, &mut out, when, s, pred),
             }
             assert!(r.held() <= 64);
+            assert!(r.arrivals.len() < 2 * 64);
+            // When the oldest waiting packet came, by a scan of the ring.
+            let oldest = r
+                .slots
+                .iter()
+                .filter_map(|e| match e {
+                    Entry::Held(s) => Some(s.arrived),
+                    _ => None,
+                })
+                .min();
+            assert_eq!(r.arrivals.front().map(|a| a.0), oldest);
         }
         r.on_timeout(Instant::from_micros(now + 1_000_000), &mut out.sink());
         assert_eq!(r.held(), 0);
