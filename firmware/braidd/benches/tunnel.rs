@@ -16,8 +16,9 @@
 //! Needs root. Binaries come from the environment (ci/bench sets them):
 //! BRAIDD (default: this package's braidd), LINKEM (required), BENCH_SVG
 //! (default firmware/failover.svg), BENCH_SECONDS (iperf3 run length, default
-//! 10), BENCH_CC (TCP congestion control in every namespace, e.g. cubic;
-//! default the host's, printed in the heading: a single flow's figures depend
+//! 10), BENCH_CC (TCP congestion control in every namespace, e.g. cubic,
+//! added to the host's tcp_allowed_congestion_control if missing; default
+//! the host's, printed in the heading: a single flow's figures depend
 //! on it more than on anything braidd does), BENCH_COLD=1 (no 4 s UDP warm-up
 //! before braidd's TCP run: measures the first flow after the handshake, with
 //! every path's estimate still at its initial 2 Mbit/s), BENCH_REPEAT (1 to
@@ -860,6 +861,32 @@ fn repeat_from_env() -> usize {
     }
 }
 
+/// Lets namespaces choose `cc`: outside the initial namespace only the
+/// algorithms in `tcp_allowed_congestion_control` may be set, and a host whose
+/// default is bbr may list only reno and bbr there (sysctl then fails with
+/// "Operation not permitted" in every namespace). Exits with the available
+/// list when the kernel has no such algorithm.
+fn allow_cc(cc: &str) {
+    const DIR: &str = "/proc/sys/net/ipv4";
+    let read = |f: &str| std::fs::read_to_string(format!("{DIR}/{f}")).unwrap_or_default();
+    let available = read("tcp_available_congestion_control");
+    if !available.split_whitespace().any(|a| a == cc) {
+        eprintln!(
+            "BENCH_CC={cc}: the kernel offers {} (modprobe tcp_{cc} may add it)",
+            available.trim()
+        );
+        std::process::exit(2);
+    }
+    let allowed = read("tcp_allowed_congestion_control");
+    if !allowed.split_whitespace().any(|a| a == cc) {
+        let list = format!("{} {cc}", allowed.trim());
+        if let Err(e) = std::fs::write(format!("{DIR}/tcp_allowed_congestion_control"), &list) {
+            eprintln!("BENCH_CC={cc}: cannot add it to {DIR}/tcp_allowed_congestion_control: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -886,6 +913,9 @@ fn main() {
         cc: std::env::var("BENCH_CC").ok().filter(|c| !c.is_empty()),
         repeat: repeat_from_env(),
     };
+    if let Some(cc) = &env.cc {
+        allow_cc(cc);
+    }
     let mut rows = Vec::new();
     for s in scenarios().iter().filter(|s| want(s.name)) {
         rows.push(run_scenario(&env, s));
