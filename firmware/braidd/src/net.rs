@@ -88,16 +88,15 @@ impl Net {
         }
     }
 
-    /// Sets an interface up with the given MTU.
-    pub async fn up(&self, index: u32, mtu: u32) -> std::io::Result<()> {
-        self.handle
-            .link()
-            .set(index)
-            .mtu(mtu)
-            .up()
-            .execute()
-            .await
-            .map_err(|e| err("link set up", e))
+    /// Sets an interface up with the given MTU and transmit queue length (in
+    /// packets; for a TUN device, how many the kernel keeps for us to read).
+    pub async fn up(&self, index: u32, mtu: u32, queue_len: u32) -> std::io::Result<()> {
+        use netlink_packet_route::link::LinkAttribute;
+        let mut req = self.handle.link().set(index).mtu(mtu).up();
+        req.message_mut()
+            .attributes
+            .push(LinkAttribute::TxQueueLen(queue_len));
+        req.execute().await.map_err(|e| err("link set up", e))
     }
 
     /// Adds an address (existing ones are left alone), without the route to
@@ -359,7 +358,12 @@ pub async fn open_tun(
     let mut net = Net::open()?;
     let tun = std::sync::Arc::new(crate::tun::Tun::open(name)?);
     let index = net.index(name).await?;
-    net.up(index, crate::io::tcp_mtu(outer_v6)).await?;
+    net.up(
+        index,
+        crate::io::tcp_mtu(outer_v6),
+        crate::io::TUN_QUEUE_LEN,
+    )
+    .await?;
     net.add_address(index, address.0, address.1).await?;
     let mtu = crate::io::tun_mtu(outer_v6);
     net.route_into_tunnel(address.0, address.1, index, mtu)
