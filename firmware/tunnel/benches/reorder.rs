@@ -6,8 +6,8 @@
 //! Packets come every 200 µs (60 Mbit/s of 1500-byte packets) and each names
 //! the one before it (one bulk flow). In the held rows, one packet in every
 //! `gap` never comes, and the flow waits for it for the release timeout (300
-//! ms, a satellite's delay spread), so up to about a thousand packets wait at
-//! once, as on S4.
+//! ms, a satellite's delay spread), so up to 1,500 packets wait at once (S4
+//! holds about a thousand for its satellite).
 
 use std::time::Duration;
 

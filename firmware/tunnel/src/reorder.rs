@@ -143,8 +143,11 @@ pub struct Reorder {
     /// number), with those released since still in it: the front is trimmed
     /// to a held one after every release, so the oldest waiting packet is
     /// found without a scan of the ring (one per packet received, through
-    /// [`Reorder::deadline`], cost a scan of every slot each). Shorter than
-    /// twice the capacity (see [`Reorder::note_held`]).
+    /// [`Reorder::deadline`], cost a scan of every slot each). It stays under
+    /// twice the capacity without pruning: while its front packet waits, the
+    /// head cannot pass it, so every packet held since has a sequence number
+    /// in the window from the head at that time to a capacity past the front
+    /// one (under two capacities), and each is held at most once.
     arrivals: VecDeque<(Instant, u32)>,
     /// Sequence numbers delivered or skipped recently, to tell duplicates from
     /// late packets: bit i of `seen` is `next - 1 - i`.
@@ -311,7 +314,7 @@ impl Reorder {
                 let w = self.index(pred);
                 self.waiter[w] = seq;
                 self.held += 1;
-                self.note_held(now, seq);
+                self.arrivals.push_back((now, seq));
             }
         }
     }
@@ -323,15 +326,6 @@ impl Reorder {
     /// Is the packet that arrived at `arrived` as `seq` still held?
     fn is_held(&self, arrived: Instant, seq: u32) -> bool {
         matches!(&self.slots[self.index(seq)], Entry::Held(s) if s.seq == seq && s.arrived == arrived)
-    }
-
-    /// Records a packet just held. The queue stays under twice the capacity
-    /// without pruning: while its front packet waits, the head cannot pass
-    /// it, so every packet held since has a sequence number in the window
-    /// from the head at that time to a capacity past the front one (under two
-    /// capacities), and each is held at most once.
-    fn note_held(&mut self, now: Instant, seq: u32) {
-        self.arrivals.push_back((now, seq));
     }
 
     /// Drops released packets from the front of [`Reorder::arrivals`].
