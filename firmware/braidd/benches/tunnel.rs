@@ -233,18 +233,20 @@ fn tracing() -> bool {
     std::env::var_os("BENCH_TRACE").is_some()
 }
 
-/// With BENCH_TRACE: the router's path table, and how many packets it
-/// dropped, repaired and padded, every 250 ms for `secs`, in a thread of `sc`.
+/// With BENCH_TRACE: the router's path table, how many packets it dropped,
+/// repaired and padded, and how late the router and the concentrator
+/// (`conc`) handled datagrams, every 250 ms for `secs`, in a thread of `sc`.
 fn trace_paths<'s>(
     sc: &'s std::thread::Scope<'s, '_>,
     env: &Env,
     sock: &Path,
+    conc: &Path,
     secs: u64,
 ) -> Option<std::thread::ScopedJoinHandle<'s, ()>> {
     if !tracing() {
         return None;
     }
-    let (bin, sock) = (env.braidd.clone(), sock.to_path_buf());
+    let (bin, sock, conc) = (env.braidd.clone(), sock.to_path_buf(), conc.to_path_buf());
     Some(sc.spawn(move || {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(secs) {
@@ -262,6 +264,14 @@ fn trace_paths<'s>(
                 })
                 .collect();
             eprintln!("{t:6.2} {}", counters.join(" "));
+            let lag = |st: &str| {
+                st.lines()
+                    .find(|l| l.starts_with("rx_lag "))
+                    .unwrap_or("rx_lag ?")
+                    .to_string()
+            };
+            let cst = lab::status(&bin, &conc);
+            eprintln!("{t:6.2} router {} concentrator {}", lag(&st), lag(&cst));
             std::thread::sleep(Duration::from_millis(250));
         }
     }))
@@ -359,6 +369,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     ));
     let secs = env.secs;
     let topo_sock = topo.router_sock();
+    let conc_sock = topo.conc_sock();
     // A router in service has carried traffic on its paths, and a path keeps
     // its rate estimate while idle. Fresh from the handshake every path is at
     // 2 Mbit/s: the first TCP flow then meets braidd's pacers while both are
@@ -405,7 +416,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
                         (reo2.0 - reo.0, reo2.1 - reo.1),
                     )
                 });
-                let trace = trace_paths(sc, env, &topo_sock, secs + 2);
+                let trace = trace_paths(sc, env, &topo_sock, &conc_sock, secs + 2);
                 // The probe runs while the flow is past its start-up (-O 2 s) and
                 // stops before its end.
                 std::thread::sleep(Duration::from_secs(3));
@@ -461,7 +472,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     // carried no TCP (S3's and S4's far ones) starts at 2 Mbit/s and needs a
     // few of its round trips to find its rate (S4's satellite: about 2.5 s).
     row.udp = std::thread::scope(|sc| {
-        let trace = trace_paths(sc, env, &topo_sock, env.secs + 2);
+        let trace = trace_paths(sc, env, &topo_sock, &conc_sock, env.secs + 2);
         let r = iperf_udp(&mut topo, &srv, &lan, 5202, &b, env.secs, 2);
         if let Some(t) = trace {
             t.join().unwrap();

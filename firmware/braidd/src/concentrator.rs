@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Concentrator, Config};
 use crate::control::{Control, Status};
-use crate::io::{random32, read_socket, read_tun, udp_socket, Clock, Input, BUF};
+use crate::io::{random32, read_socket, read_tun, udp_socket, Clock, Input, RxLag, BUF};
 use crate::tun::Tun;
 
 /// Runs the concentrator until `shutdown` resolves; removes what it installed.
@@ -119,7 +119,7 @@ async fn serve(
 ) -> io::Result<()> {
     let socket = Arc::new(udp_socket(c.listen, None, None)?);
     let (tx, mut rx) = mpsc::channel(4096);
-    read_socket(0, socket.clone(), tx.clone());
+    read_socket(0, socket.clone(), *clock, tx.clone());
     read_tun(tun.clone(), tx);
     let mut endpoint = Endpoint::new(c.private_key, random32()?);
     for p in &c.peers {
@@ -137,6 +137,7 @@ async fn serve(
     );
     tokio::pin!(shutdown);
     let mut buf = vec![0u8; BUF];
+    let mut lag = RxLag::default();
     loop {
         let now = clock.now();
         let mut next = None;
@@ -165,9 +166,11 @@ async fn serve(
         );
         tokio::select! {
             input = rx.recv() => match input {
-                Some(Input::Datagram { from, mut data, .. }) => {
+                Some(Input::Datagram { from, mut data, arrived }) => {
                     let source = source_bytes(from);
-                    match endpoint.handle(clock.now(), &source, &mut data) {
+                    let now = clock.now();
+                    lag.record(now, arrived);
+                    match endpoint.handle_received(now, arrived, &source, &mut data) {
                         Incoming::Connection { peer, path: Some(path) }
                             if addrs.insert((peer, path), from) != Some(from) =>
                         {
@@ -206,6 +209,7 @@ async fn serve(
                         text += &Status::connection(conn, &[], &format!("peer {}", p.name));
                     }
                 }
+                text += &lag.take_line();
                 control.answer(stream, &Status(text)).await;
             }
             () = &mut shutdown => return Ok(()),

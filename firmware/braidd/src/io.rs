@@ -4,10 +4,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Instant as StdInstant;
+use std::time::{Duration, Instant as StdInstant};
 
 use braid_tunnel::time::Instant;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -88,22 +90,120 @@ pub fn wall_clock() -> (u64, u32) {
 
 /// What the reader tasks hand to the main loop.
 pub enum Input {
-    /// A datagram on socket `socket` from `from`.
-    Datagram { from: SocketAddr, data: Vec<u8> },
+    /// A datagram from `from`, which reached the socket at `arrived`.
+    Datagram {
+        from: SocketAddr,
+        data: Vec<u8>,
+        arrived: Instant,
+    },
     /// An IP packet from the TUN device.
     Packet(Vec<u8>),
 }
 
-/// Spawns a task that reads `socket` forever into `tx`.
-pub fn read_socket(index: usize, socket: Arc<UdpSocket>, tx: mpsc::Sender<Input>) {
+/// Longer than this between a datagram's arrival and its turn in the main
+/// loop counts as late in [`RxLag`].
+pub const LATE: Duration = Duration::from_millis(5);
+
+/// How long datagrams waited between reaching the socket and the main loop:
+/// braidd's own latency, which the core would read as WAN queueing if it
+/// timed datagrams when it got them (it is given the arrival instead). Shown
+/// on the control socket, the worst since the last status.
+#[derive(Debug, Default)]
+pub struct RxLag {
+    /// Datagrams that waited longer than [`LATE`].
+    pub late: u64,
+    /// The longest wait since the last [`RxLag::take_line`].
+    pub max: Duration,
+}
+
+impl RxLag {
+    /// Notes a datagram that arrived at `arrived` and is handled at `now`.
+    pub fn record(&mut self, now: Instant, arrived: Instant) {
+        let lag = now.saturating_since(arrived);
+        if lag > LATE {
+            self.late += 1;
+        }
+        self.max = self.max.max(lag);
+    }
+
+    /// The status line; starts the next interval's maximum.
+    pub fn take_line(&mut self) -> String {
+        let max = core::mem::take(&mut self.max);
+        format!(
+            "rx_lag max_ms={:.1} late={}\n",
+            max.as_secs_f64() * 1000.0,
+            self.late
+        )
+    }
+}
+
+/// Receives one datagram with the kernel's arrival time (SO_TIMESTAMPNS, set
+/// by [`udp_socket`]), as the time since it on the wall clock: the kernel
+/// stamps on the wall clock, the core runs on a monotonic one, and only the
+/// difference crosses over. `cmsg` is the reader's buffer for the stamp.
+fn recv_stamped(
+    fd: RawFd,
+    buf: &mut [u8],
+    cmsg: &mut Vec<u8>,
+) -> io::Result<(usize, SocketAddr, Option<Duration>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(cmsg), MsgFlags::empty())?;
+    let from = msg
+        .address
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+                .or_else(|| {
+                    a.as_sockaddr_in6()
+                        .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+                })
+        })
+        .ok_or_else(|| io::Error::other("datagram without an IP source address"))?;
+    let age = msg.cmsgs().ok().and_then(|mut c| {
+        c.find_map(|m| match m {
+            // time_t and long are 32 bits wide on 32-bit targets.
+            #[allow(clippy::unnecessary_cast)]
+            ControlMessageOwned::ScmTimestampns(t) => {
+                stamp_age(t.tv_sec() as i64, t.tv_nsec() as i64)
+            }
+            _ => None,
+        })
+    });
+    Ok((msg.bytes, from, age))
+}
+
+/// How long ago the kernel stamped a datagram at `sec`.`nsec` on the wall
+/// clock. Seconds are compared modulo 2^32, so a 32-bit target's stamp past
+/// 2038 still gives the right age; a stamp in the future (the wall clock
+/// stepped back) or over a second old gives none.
+fn stamp_age(sec: i64, nsec: i64) -> Option<Duration> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let secs = (now.as_secs() as u32).wrapping_sub(sec as u32);
+    let age = (u64::from(secs) * 1_000_000_000 + u64::from(now.subsec_nanos()))
+        .checked_sub(u64::try_from(nsec).ok()?)?;
+    (age < 1_000_000_000).then(|| Duration::from_nanos(age))
+}
+
+/// Spawns a task that reads `socket` forever into `tx`, each datagram with
+/// the time it reached the socket on `clock`.
+pub fn read_socket(index: usize, socket: Arc<UdpSocket>, clock: Clock, tx: mpsc::Sender<Input>) {
     tokio::spawn(async move {
         let mut buf = vec![0u8; BUF];
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let fd = socket.as_raw_fd();
         loop {
-            match socket.recv_from(&mut buf).await {
-                Ok((n, from)) => {
+            let got = socket
+                .async_io(Interest::READABLE, || recv_stamped(fd, &mut buf, &mut cmsg))
+                .await;
+            match got {
+                Ok((n, from, age)) => {
                     let input = Input::Datagram {
                         from,
                         data: buf[..n].to_vec(),
+                        arrived: clock.now() - age.unwrap_or_default(),
                     };
                     if tx.send(input).await.is_err() {
                         break;
@@ -157,6 +257,12 @@ pub fn udp_socket(
     if let Some(m) = mark {
         s.set_mark(m)?;
     }
+    // The kernel's arrival stamp on every datagram (see `recv_stamped`).
+    if let Err(e) =
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
+    {
+        log::warn!("SO_TIMESTAMPNS: {e}");
+    }
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
     s.bind(&bind.into())
@@ -167,6 +273,61 @@ pub fn udp_socket(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kernel_stamp_gives_the_time_since_it() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let then = now - Duration::from_millis(30);
+        let age = stamp_age(then.as_secs() as i64, i64::from(then.subsec_nanos())).unwrap();
+        assert!(age >= Duration::from_millis(30), "{age:?}");
+        assert!(age < Duration::from_millis(530), "{age:?}");
+        // 32-bit seconds (a 32-bit target's timespec past 2038) compare the same.
+        let age = stamp_age(
+            i64::from(then.as_secs() as i32),
+            i64::from(then.subsec_nanos()),
+        );
+        assert!(age.is_some_and(|a| a >= Duration::from_millis(30)));
+        // The wall clock stepped back, or a stale stamp: no age.
+        let future = now + Duration::from_secs(5);
+        assert_eq!(stamp_age(future.as_secs() as i64, 0), None);
+        assert_eq!(stamp_age(now.as_secs() as i64 - 3, 0), None);
+        assert_eq!(stamp_age(now.as_secs() as i64, -1), None);
+    }
+
+    #[test]
+    fn datagrams_carry_their_arrival_time() {
+        // A datagram that sat in the socket for 40 ms is stamped when it
+        // arrived, not when it was read.
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let on = nix::sys::socket::sockopt::ReceiveTimestampns;
+        nix::sys::socket::setsockopt(&rx, on, &true).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(b"hello", rx.local_addr().unwrap()).unwrap();
+        let waited = StdInstant::now();
+        std::thread::sleep(Duration::from_millis(40));
+        let (mut buf, mut cmsg) = ([0u8; 64], nix::cmsg_space!(nix::sys::time::TimeSpec));
+        let (n, from, age) = recv_stamped(rx.as_raw_fd(), &mut buf, &mut cmsg).unwrap();
+        assert_eq!((&buf[..n], from), (&b"hello"[..], tx.local_addr().unwrap()));
+        let age = age.expect("a kernel timestamp");
+        assert!(age >= Duration::from_millis(40), "{age:?}");
+        assert!(
+            age <= waited.elapsed() + Duration::from_millis(1),
+            "{age:?}"
+        );
+    }
+
+    #[test]
+    fn rx_lag_keeps_the_worst_since_the_last_status() {
+        let mut lag = RxLag::default();
+        let t = Instant::from_micros(1_000_000);
+        lag.record(t, t - Duration::from_millis(2));
+        lag.record(t, t - Duration::from_millis(12));
+        assert_eq!(lag.take_line(), "rx_lag max_ms=12.0 late=1\n");
+        lag.record(t, t);
+        assert_eq!(lag.take_line(), "rx_lag max_ms=0.0 late=1\n");
+    }
 
     #[test]
     fn tun_mtu_fills_a_1500_byte_wan() {

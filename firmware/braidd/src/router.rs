@@ -17,7 +17,9 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, Router};
 use crate::control::{Control, Status};
-use crate::io::{random32, read_socket, read_tun, udp_socket, wall_clock, Clock, Input, BUF};
+use crate::io::{
+    random32, read_socket, read_tun, udp_socket, wall_clock, Clock, Input, RxLag, BUF,
+};
 use crate::net::{Net, Rule, MARK_RULES};
 use crate::tun::Tun;
 
@@ -78,7 +80,7 @@ async fn serve(
             .await?;
         }
         let s = Arc::new(udp_socket(any, Some(&wan.device), Some(mark))?);
-        read_socket(i, s.clone(), tx.clone());
+        read_socket(i, s.clone(), *clock, tx.clone());
         sockets.push(s);
     }
     if r.default_route {
@@ -115,6 +117,7 @@ async fn serve(
     );
     tokio::pin!(shutdown);
     let mut buf = vec![0u8; BUF];
+    let mut lag = RxLag::default();
     loop {
         let now = clock.now();
         while let Some(t) = conn.poll_transmit(now, &mut buf) {
@@ -140,8 +143,10 @@ async fn serve(
         );
         tokio::select! {
             input = rx.recv() => match input {
-                Some(Input::Datagram { mut data, .. }) => {
-                    conn.handle(clock.now(), &mut data);
+                Some(Input::Datagram { mut data, arrived, .. }) => {
+                    let now = clock.now();
+                    lag.record(now, arrived);
+                    conn.handle_received(now, arrived, &mut data);
                 }
                 Some(Input::Packet(p)) => {
                     let class = crate::classify::classify(&p, &cfg.classes);
@@ -152,7 +157,9 @@ async fn serve(
             () = tokio::time::sleep_until(deadline) => conn.handle_timeout(clock.now()),
             Some(stream) = control.accept() => {
                 let names: Vec<String> = r.wans.iter().map(|w| w.name.clone()).collect();
-                control.answer(stream, &Status::router(&conn, &names)).await;
+                let mut status = Status::router(&conn, &names);
+                status.0 += &lag.take_line();
+                control.answer(stream, &status).await;
             }
             () = &mut shutdown => return Ok(()),
         }

@@ -158,6 +158,18 @@ impl Endpoint {
     /// Routes one datagram that arrived from `source` (the sender's address and
     /// port, in any fixed encoding: it keys cookies).
     pub fn handle(&mut self, now: Instant, source: &[u8], datagram: &mut [u8]) -> Incoming {
+        self.handle_received(now, now, source, datagram)
+    }
+
+    /// [`Endpoint::handle`] for a datagram that reached the socket at
+    /// `arrived` (see [`Connection::handle_received`]).
+    pub fn handle_received(
+        &mut self,
+        now: Instant,
+        arrived: Instant,
+        source: &[u8],
+        datagram: &mut [u8],
+    ) -> Incoming {
         match MessageType::of(datagram) {
             Some(MessageType::Transport) => {
                 let Ok(p) = TransportPacket::new_checked(&*datagram) else {
@@ -176,7 +188,7 @@ impl Endpoint {
                 let path = self.peers[peer]
                     .connection
                     .as_mut()
-                    .and_then(|c| c.handle(now, datagram));
+                    .and_then(|c| c.handle_received(now, arrived, datagram));
                 Incoming::Connection { peer, path }
             }
             Some(MessageType::HandshakeInit) => self.handle_init(now, source, datagram),

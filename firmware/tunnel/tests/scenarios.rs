@@ -866,3 +866,54 @@ fn up_probes_do_not_overflow_a_far_path_s_modem() {
     // Still probing: the path stays full.
     assert!(rate > 22.0, "{rate:.1} Mbit/s");
 }
+
+/// The largest queue the router's paths estimate over S2 at half load, from
+/// 2 s on, with a concentrator that stops reading its socket for 30 ms every
+/// 200 ms; `stamped`: it hands the core each datagram's arrival time. (A
+/// longer stall is not only measured wrong: the router then hears nothing for
+/// longer than a path may stay silent, and moves traffic for real.)
+fn queue_with_a_busy_receiver(stamped: bool) -> Duration {
+    let links = s2_links();
+    let sum: f64 = links.iter().map(|l| l.rate_bps as f64).sum();
+    let mut s = Sim::symmetric(15, &links);
+    s.conc_busy = Some(sim::Busy {
+        every: Duration::from_millis(200),
+        length: Duration::from_millis(30),
+        stamped,
+    });
+    s.flows.push(Flow::cbr(
+        1,
+        Class::Aggregate,
+        sum * 0.5 / 1e6,
+        1400,
+        secs(1.0),
+        secs(6.0),
+    ));
+    let mut worst = Duration::ZERO;
+    for i in 0..300 {
+        s.run_until(secs(1.0) + Duration::from_millis(20 * i));
+        // After startup (whose doubled rate fills the modems for real).
+        for p in s.router.paths().filter(|_| i >= 100) {
+            worst = worst.max(Duration::from_micros(p.queue_us));
+        }
+    }
+    assert_in_order(&s, 1);
+    worst
+}
+
+#[test]
+fn a_busy_receiver_s_wait_is_not_read_as_a_wan_queue() {
+    let (stamped, unstamped) = (
+        queue_with_a_busy_receiver(true),
+        queue_with_a_busy_receiver(false),
+    );
+    eprintln!("largest queue estimate: {stamped:?} with arrival times, {unstamped:?} without");
+    // Each report gives the lowest one-way delay of its interval, so a stall
+    // shorter than the report interval only shows through the packets it
+    // held; timed at their arrival, it does not show at all.
+    assert!(
+        unstamped > Duration::from_millis(4),
+        "the stall shows: {unstamped:?}"
+    );
+    assert!(stamped < Duration::from_millis(2), "{stamped:?}");
+}

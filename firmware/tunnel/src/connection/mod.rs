@@ -384,6 +384,9 @@ pub struct Connection {
     rx: [RxPath; MAX_PATHS],
     /// Orders the one-way delays the rx paths measure.
     rx_clock: ClockDelta,
+    /// The latest arrival time [`Connection::handle_received`] was given:
+    /// arrival times never go backwards.
+    last_arrival: Instant,
     queues: [VecDeque<Queued>; MAX_PATHS],
     /// Data packets that left recently, oldest first (loss repair).
     store: VecDeque<Stored>,
@@ -450,6 +453,7 @@ impl Connection {
             paths: Default::default(),
             rx: Default::default(),
             rx_clock: ClockDelta::default(),
+            last_arrival: Instant::ZERO,
             queues: Default::default(),
             store: VecDeque::new(),
             pad_at: [None; MAX_PATHS],
@@ -995,8 +999,26 @@ impl Connection {
 
     /// Takes in one datagram. Returns the path id it authenticated for.
     pub fn handle(&mut self, now: Instant, datagram: &mut [u8]) -> Option<u8> {
+        self.handle_received(now, now, datagram)
+    }
+
+    /// [`Connection::handle`] for a datagram that arrived at `arrived`, before
+    /// `now` (the kernel's receive timestamp). One-way delays, receive rates
+    /// and round trips are measured from the arrival, so the time a datagram
+    /// waited for a busy caller (braidd writing a long released chain to its
+    /// TUN device, say) does not read as a WAN queue, which would cut the
+    /// path's rate. An arrival later than `now`, or earlier than one given
+    /// before, is clamped between them.
+    pub fn handle_received(
+        &mut self,
+        now: Instant,
+        arrived: Instant,
+        datagram: &mut [u8],
+    ) -> Option<u8> {
+        let arrived = arrived.max(self.last_arrival).min(now);
+        self.last_arrival = arrived;
         match MessageType::of(datagram) {
-            Some(MessageType::Transport) => self.handle_transport(now, datagram),
+            Some(MessageType::Transport) => self.handle_transport(now, arrived, datagram),
             Some(MessageType::HandshakeResponse) => self.handle_response(now, datagram),
             Some(MessageType::CookieReply) => {
                 if let Some((init, _, _)) = &self.pending {
@@ -1046,7 +1068,12 @@ impl Connection {
         }
     }
 
-    fn handle_transport(&mut self, now: Instant, datagram: &mut [u8]) -> Option<u8> {
+    fn handle_transport(
+        &mut self,
+        now: Instant,
+        arrived: Instant,
+        datagram: &mut [u8],
+    ) -> Option<u8> {
         let opened = match self.sessions.open(now, datagram) {
             Ok(o) => o,
             Err(e) => {
@@ -1073,7 +1100,7 @@ impl Connection {
             p.on_received(now);
         }
         let gap = self.rx[usize::from(path)].on_packet(
-            now,
+            arrived,
             counter,
             datagram.len(),
             repr.tx_time,
@@ -1111,7 +1138,7 @@ impl Connection {
                             .get_mut(usize::from(pr.path))
                             .and_then(Option::as_mut)
                         {
-                            p.on_report(now, pr);
+                            p.on_report(arrived, pr);
                         }
                         self.arm_padding(now, pr.path);
                     }

@@ -303,7 +303,44 @@ pub struct Sim {
     /// as two hosts' clocks do: its 32-bit stamps read 15 ms behind the
     /// router's, so one-way delays measured upstream straddle zero and wrap.
     pub conc_clock_offset: u64,
+    /// A concentrator that is sometimes too busy to read its socket.
+    pub conc_busy: Option<Busy>,
+    /// Datagrams that reached the busy concentrator's socket: (arrival, path,
+    /// datagram).
+    conc_backlog: VecDeque<(u64, usize, Vec<u8>)>,
     buf: Vec<u8>,
+}
+
+/// A host that stops reading its socket for `length` at the start of every
+/// `every` (as braidd does while it writes a long released chain to its TUN
+/// device): datagrams wait in the socket, and are handled when it is done,
+/// with their arrival time if `stamped` (the kernel's receive timestamp)
+/// or as if they arrived then.
+#[derive(Debug, Clone, Copy)]
+pub struct Busy {
+    pub every: Duration,
+    pub length: Duration,
+    pub stamped: bool,
+}
+
+impl Busy {
+    fn at(&self, now: u64) -> bool {
+        now % (self.every.as_micros() as u64) < self.length.as_micros() as u64
+    }
+
+    /// The next start or end of a busy spell after `now`.
+    fn next_edge(&self, now: u64) -> u64 {
+        let (every, length) = (
+            self.every.as_micros() as u64,
+            self.length.as_micros() as u64,
+        );
+        let start = now - now % every;
+        if now < start + length {
+            start + length
+        } else {
+            start + every
+        }
+    }
 }
 
 /// See [`Sim::conc_clock_offset`].
@@ -345,6 +382,8 @@ impl Sim {
             arrivals: Vec::new(),
             router_events: Vec::new(),
             conc_clock_offset: CONC_CLOCK_OFFSET,
+            conc_busy: None,
+            conc_backlog: VecDeque::new(),
             buf: vec![0u8; 2048],
         }
     }
@@ -395,7 +434,8 @@ impl Sim {
         };
         take(self.router.poll_timeout().map(Instant::as_micros));
         let offset = self.conc_clock_offset;
-        if let Some(c) = self.conc.connection(0) {
+        let busy = self.conc_busy.is_some_and(|b| b.at(self.now));
+        if let Some(c) = self.conc.connection(0).filter(|_| !busy) {
             take(
                 c.poll_timeout()
                     .map(|t| t.as_micros().saturating_sub(offset)),
@@ -410,6 +450,9 @@ impl Sim {
             }
         }
         take(self.script.first().map(|(t, _)| *t));
+        if let Some(b) = self.conc_busy {
+            take(Some(b.next_edge(self.now)));
+        }
         t
     }
 
@@ -435,13 +478,29 @@ impl Sim {
             }
         }
         // Deliveries.
+        let busy = self.conc_busy.filter(|b| b.at(now));
         for p in 0..self.up.len() {
-            while let Some(mut d) = self.up[p].pop_due(now) {
-                let source = [p as u8, 0, 0, 1];
-                if let Incoming::Reply(r) = self.conc.handle(cnow, &source, &mut d) {
-                    self.down[p].send(now, r);
-                }
+            while let Some(d) = self.up[p].pop_due(now) {
+                self.conc_backlog.push_back((now, p, d));
             }
+        }
+        while busy.is_none() {
+            let Some((at, p, mut d)) = self.conc_backlog.pop_front() else {
+                break;
+            };
+            let source = [p as u8, 0, 0, 1];
+            let incoming = match self.conc_busy {
+                Some(b) if b.stamped => {
+                    let arrived = self.conc_instant(at);
+                    self.conc.handle_received(cnow, arrived, &source, &mut d)
+                }
+                _ => self.conc.handle(cnow, &source, &mut d),
+            };
+            if let Incoming::Reply(r) = incoming {
+                self.down[p].send(now, r);
+            }
+        }
+        for p in 0..self.up.len() {
             while let Some(mut d) = self.down[p].pop_due(now) {
                 self.router.handle(inow, &mut d);
             }
@@ -454,7 +513,7 @@ impl Sim {
         {
             self.router.handle_timeout(inow);
         }
-        if let Some(c) = self.conc.connection(0) {
+        if let Some(c) = self.conc.connection(0).filter(|_| busy.is_none()) {
             if c.poll_timeout().is_some_and(|t| t <= cnow) {
                 c.handle_timeout(cnow);
             }
@@ -476,7 +535,7 @@ impl Sim {
             let d = self.buf[..t.len].to_vec();
             self.up[usize::from(t.path)].send(now, d);
         }
-        if let Some(c) = self.conc.connection(0) {
+        if let Some(c) = self.conc.connection(0).filter(|_| busy.is_none()) {
             let mut out = Vec::new();
             while let Some(t) = c.poll_transmit(cnow, &mut self.buf) {
                 out.push((t.path, self.buf[..t.len].to_vec()));
