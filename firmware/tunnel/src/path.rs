@@ -185,6 +185,8 @@ pub struct Path {
     round_start: Option<Instant>,
     /// The previous report showed a queue too.
     queue_seen: bool,
+    /// When the estimate was last cut for a queue.
+    cut_at: Option<Instant>,
     /// Estimate at the start of the current up-probe phase.
     probe_start_bw: u64,
     /// Consecutive probe cycles whose up-probe found 20% more.
@@ -257,6 +259,7 @@ impl Path {
             round_bytes: 0,
             round_start: None,
             queue_seen: false,
+            cut_at: None,
             probe_start_bw: 0,
             room_cycles: 0,
             mode: Mode::Startup {
@@ -592,7 +595,13 @@ impl Path {
         let startup = matches!(self.mode, Mode::Startup { .. });
         let margin = if startup { 0 } else { rate / 10 };
         let ours = saturated || (sent_rate > rate + margin && sent_rate > self.btl_bw / 4);
-        if queueing && ours && !matches!(self.mode, Mode::Drain { .. }) {
+        // A report shows what was sent a round trip before it (and the queue
+        // estimate smooths over reports): a queue seen within a round of the
+        // last cut is the one that cut was for, not a new one.
+        let fresh = self
+            .cut_at
+            .is_none_or(|t| now.saturating_since(t) >= self.srtt() + 2 * REPORT_INTERVAL);
+        if queueing && ours && fresh && !matches!(self.mode, Mode::Drain { .. }) {
             // The WAN queue is growing: we send faster than the link drains. While
             // a queue stands the link never idles, so what arrived is its rate,
             // whether or not we were sending flat out (a fixed 30% cut instead,
@@ -603,6 +612,7 @@ impl Path {
             self.bw.reset();
             self.bw.push(now, cut, BW_WINDOW);
             self.btl_bw = cut;
+            self.cut_at = Some(now);
             self.mode = Mode::Drain {
                 until: now + self.min_rtt(),
             };

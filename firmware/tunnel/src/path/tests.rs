@@ -385,3 +385,46 @@ fn tcp_backlog_is_the_unloaded_round_trip_within_bounds() {
     assert_eq!(tcp_backlog(d(5), d(5)), MAX_BACKLOG);
     assert_eq!(tcp_backlog(d(15), d(300)), TCP_MAX_BACKLOG);
 }
+
+#[test]
+fn a_queue_is_cut_for_once_per_round_trip() {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    let mut packets = 0;
+    let mut t = feed(&mut p, 0, 50, 20, 40_000, &mut packets);
+    assert_eq!(p.info().btl_bw, 40_000 * 125);
+    // A 30 ms queue shows in every report while the pacer has a backlog, each
+    // report with the rate we sent at in the interval before it (in a drain,
+    // half). Once the smoothed queue passes the target the estimate is cut;
+    // the next two reports still show what was sent before that cut (a round
+    // trip and two reports back) and must not cut again: before the rule, the
+    // first report after the drain cut the estimate to what the drain sent.
+    let mut seen = Vec::new();
+    let mut rate_kbps = 40_000;
+    for _ in 0..12 {
+        t += 20;
+        while p.next_send <= ms(t + 20) {
+            p.schedule(ms(t), 1500);
+        }
+        packets += 10;
+        p.on_received(ms(t));
+        p.on_report(
+            ms(t),
+            &report(
+                packets,
+                u64::from(packets) - 1,
+                ms(t - 20),
+                rate_kbps,
+                35_000,
+            ),
+        );
+        seen.push((p.info().btl_bw, p.info().mode));
+        rate_kbps = (p.pacing_rate() * 8 / 1000) as u32;
+    }
+    let k = seen.iter().position(|&(_, m)| m == "drain").expect("a cut");
+    assert!(
+        seen[k..k + 3].iter().all(|&(bw, _)| bw == seen[k].0),
+        "cut again within a round: {seen:?}"
+    );
+    // A round after the cut the queue counts again.
+    assert!(seen[11].0 < seen[k].0, "{seen:?}");
+}
