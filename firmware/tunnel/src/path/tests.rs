@@ -405,18 +405,8 @@ fn a_queue_is_cut_for_once_per_round_trip() {
         while p.next_send <= ms(t + 20) {
             p.schedule(ms(t), 1500);
         }
-        packets += 10;
-        p.on_received(ms(t));
-        p.on_report(
-            ms(t),
-            &report(
-                packets,
-                u64::from(packets) - 1,
-                ms(t - 20),
-                rate_kbps,
-                35_000,
-            ),
-        );
+        // The 7th report of a growing queue: 35 ms over the 5 ms base.
+        queue_growing(&mut p, t, &mut packets, 10, rate_kbps, 6);
         seen.push((p.info().btl_bw, p.info().mode));
         rate_kbps = (p.pacing_rate() * 8 / 1000) as u32;
     }

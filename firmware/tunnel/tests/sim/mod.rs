@@ -312,8 +312,8 @@ pub struct Sim {
 }
 
 /// A host that stops reading its socket for `length` at the start of every
-/// `every` (as braidd does while it writes a long released chain to its TUN
-/// device): datagrams wait in the socket, and are handled when it is done,
+/// `every` (as a single-threaded daemon does while a write to its TUN device
+/// runs the receiver's TCP): datagrams wait in the socket, and are handled when it is done,
 /// with their arrival time if `stamped` (the kernel's receive timestamp)
 /// or as if they arrived then.
 #[derive(Debug, Clone, Copy)]
