@@ -106,6 +106,14 @@ const PROBE_GAINS: [u32; 8] = [125, 75, 100, 100, 100, 100, 100, 100];
 /// modem holding 50 (S4's: 450 packets lost per minute, each a loss that the
 /// repair store, 200 ms deep at S4's rate, could no longer mend).
 const PROBE_PHASE_MAX: Duration = Duration::from_millis(80);
+/// Longest cruise phase (gain 1) of a probe cycle. BBR cruises six minimum
+/// round trips between up-probes; a 600 ms satellite path then probed once in
+/// 4.8 s, 25% at a time, and its estimate took 10 s to climb from 12 to 24
+/// Mbit/s while a TCP flow waited on its pacer (S4). Six of these still leave
+/// a path of 600 ms more than a round trip (760 ms) between up-probes, so each
+/// probe's result is known before the next, and paths under 100 ms keep
+/// BBR's cycle.
+const CRUISE_PHASE_MAX: Duration = Duration::from_millis(100);
 
 /// User settings for a path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -688,7 +696,7 @@ impl Path {
             }
             Mode::Drain { until } if now >= until => Mode::ProbeBw {
                 phase: 2,
-                phase_end: now + min_rtt,
+                phase_end: now + min_rtt.min(CRUISE_PHASE_MAX),
             },
             Mode::ProbeBw { phase, phase_end } if now >= phase_end => {
                 // An up-probe that found 20% more: the path has room we do not know
@@ -713,7 +721,7 @@ impl Path {
                         self.probe_start_bw = self.btl_bw;
                     }
                     let len = if PROBE_GAINS[usize::from(next)] == 100 {
-                        min_rtt
+                        min_rtt.min(CRUISE_PHASE_MAX)
                     } else {
                         min_rtt.min(PROBE_PHASE_MAX)
                     };

@@ -418,3 +418,26 @@ fn a_queue_is_cut_for_once_per_round_trip() {
     // A round after the cut the queue counts again.
     assert!(seen[11].0 < seen[k].0, "{seen:?}");
 }
+
+/// A satellite path (600 ms round trip) probes for more about once a round
+/// trip, not once in eight as BBR does: its estimate must climb within
+/// seconds when a flow outgrows it (S4's satellite took 10 s from 12 to 24
+/// Mbit/s with BBR's cycle).
+#[test]
+fn a_long_path_probes_up_about_once_a_round_trip() {
+    let mut p = Path::new(0, PathConfig::default(), ms(0));
+    let mut packets = 0;
+    let mut t = feed(&mut p, 600, 500, 600, 25_000, &mut packets);
+    assert_eq!(p.info().mode, "probe", "{:?}", p.info());
+    let (mut probes, mut up) = (0, false);
+    // 10 s more, one report every 20 ms.
+    for _ in 0..500 {
+        t = feed(&mut p, t, 1, 600, 25_000, &mut packets);
+        let now_up = p.pacing_rate() > p.info().btl_bw;
+        probes += u32::from(now_up && !up);
+        up = now_up;
+    }
+    // One cycle: 2 × 80 ms of probe and drain, 6 × 100 ms of cruise: 13 in
+    // 10 s. BBR's eight round trips: 2.
+    assert!((11..=14).contains(&probes), "{probes} up-probes in 10 s");
+}
