@@ -233,22 +233,35 @@ fn tracing() -> bool {
     std::env::var_os("BENCH_TRACE").is_some()
 }
 
+/// What the trace reads: both daemons' control sockets, linkem's (when the
+/// WANs are emulated) and the namespace of the TCP client.
+#[derive(Clone)]
+struct TraceAt {
+    router: PathBuf,
+    conc: PathBuf,
+    lem: Option<PathBuf>,
+    client: String,
+}
+
 /// With BENCH_TRACE: the router's path table, how many packets it dropped,
-/// repaired and padded, and how late the router and the concentrator
-/// (`conc`) handled datagrams, every 250 ms for `secs`, in a thread of `sc`.
+/// repaired and padded, how late the router and the concentrator handled
+/// datagrams, what the emulated links carried and dropped at their queues,
+/// and the TCP client's window and round trip, every 250 ms for `secs`, in a
+/// thread of `sc`.
 fn trace_paths<'s>(
     sc: &'s std::thread::Scope<'s, '_>,
     env: &Env,
-    sock: &Path,
-    conc: &Path,
+    at: &TraceAt,
     secs: u64,
 ) -> Option<std::thread::ScopedJoinHandle<'s, ()>> {
     if !tracing() {
         return None;
     }
-    let (bin, sock, conc) = (env.braidd.clone(), sock.to_path_buf(), conc.to_path_buf());
+    let (bin, lem_bin, at) = (env.braidd.clone(), env.linkem.clone(), at.clone());
+    let (sock, conc) = (at.router.clone(), at.conc.clone());
     Some(sc.spawn(move || {
         let start = Instant::now();
+        let mut links = LinkTrace::default();
         while start.elapsed() < Duration::from_secs(secs) {
             let st = lab::status(&bin, &sock);
             let t = start.elapsed().as_secs_f64();
@@ -272,9 +285,86 @@ fn trace_paths<'s>(
             };
             let cst = lab::status(&bin, &conc);
             eprintln!("{t:6.2} router {} concentrator {}", lag(&st), lag(&cst));
+            if let Some(sock) = &at.lem {
+                let o = std::process::Command::new(&lem_bin)
+                    .arg("ctl")
+                    .arg(sock)
+                    .arg("stats")
+                    .output();
+                if let Ok(o) = o {
+                    eprintln!(
+                        "{t:6.2} linkem {}",
+                        links.sample(&String::from_utf8_lossy(&o.stdout))
+                    );
+                }
+            }
+            eprintln!("{t:6.2} client {}", tcp_window(&at.client));
             std::thread::sleep(Duration::from_millis(250));
         }
     }))
+}
+
+/// The TCP client's busiest connection as `ss -ti` shows it: window
+/// (`cwnd`, `ssthresh`, in segments) and smoothed round trip, so a slow
+/// ramp can be told apart from a path that does not carry what it is given.
+fn tcp_window(ns: &str) -> String {
+    let ss = lab::exec(ns, &["ss", "-tinH", "state", "established"]);
+    let field = |l: &str, key: &str| {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(|v| v.split('/').next().unwrap_or(v).to_string())
+    };
+    ss.lines()
+        .filter_map(|l| Some((field(l, "cwnd:")?.parse::<u64>().ok()?, l)))
+        .max_by_key(|&(cwnd, _)| cwnd)
+        .map_or("tcp -".into(), |(cwnd, l)| {
+            let get = |k| field(l, k).unwrap_or_else(|| "-".into());
+            format!(
+                "tcp cwnd={cwnd} ssthresh={} rtt_ms={} retrans={}",
+                get("ssthresh:"),
+                get("rtt:"),
+                get("retrans:")
+            )
+        })
+}
+
+/// linkem's per-direction counters between two trace samples: what each
+/// emulated link delivered (Mbit/s over the interval) and how many frames its
+/// queue dropped, so a WAN queue that overflows shows up at the moment it does.
+#[derive(Default)]
+struct LinkTrace {
+    /// (path, dir) -> (out_bytes, drop_queue) at the previous sample.
+    last: std::collections::BTreeMap<(String, String), (u64, u64)>,
+    at: Option<Instant>,
+}
+
+impl LinkTrace {
+    /// One line: `wan0/up 18.9M q+0 …` for every direction that carried or
+    /// dropped anything since the last sample.
+    fn sample(&mut self, stats: &str) -> String {
+        let now = Instant::now();
+        let secs = self.at.map_or(0.0, |a| now.duration_since(a).as_secs_f64());
+        self.at = Some(now);
+        let mut out = Vec::new();
+        for l in stats.lines().filter(|l| l.starts_with("path=")) {
+            let get = |key: &str| {
+                l.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(key))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let num = |key: &str| get(key).parse::<u64>().unwrap_or(0);
+            let key = (get("path="), get("dir="));
+            let now_c = (num("out_bytes="), num("drop_queue="));
+            let was = self.last.insert(key.clone(), now_c).unwrap_or(now_c);
+            let (bytes, drops) = (now_c.0.saturating_sub(was.0), now_c.1.saturating_sub(was.1));
+            if secs > 0.0 && (bytes > 0 || drops > 0) {
+                let mbit = bytes as f64 * 8.0 / secs / 1e6;
+                out.push(format!("{}/{} {mbit:.1}M q+{drops}", key.0, key.1));
+            }
+        }
+        out.join(" ")
+    }
 }
 
 fn run_scenario(env: &Env, s: &Scenario) -> Row {
@@ -368,8 +458,12 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
         Duration::from_secs(5),
     ));
     let secs = env.secs;
-    let topo_sock = topo.router_sock();
-    let conc_sock = topo.conc_sock();
+    let trace_at = TraceAt {
+        router: topo.router_sock(),
+        conc: topo.conc_sock(),
+        lem: topo.lem.as_ref().map(|(_, s)| s.clone()),
+        client: lan.clone(),
+    };
     // A router in service has carried traffic on its paths, and a path keeps
     // its rate estimate while idle. Fresh from the handshake every path is at
     // 2 Mbit/s: the first TCP flow then meets braidd's pacers while both are
@@ -416,7 +510,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
                         (reo2.0 - reo.0, reo2.1 - reo.1),
                     )
                 });
-                let trace = trace_paths(sc, env, &topo_sock, &conc_sock, secs + 2);
+                let trace = trace_paths(sc, env, &trace_at, secs + 2);
                 // The probe runs while the flow is past its start-up (-O 2 s) and
                 // stops before its end.
                 std::thread::sleep(Duration::from_secs(3));
@@ -472,7 +566,7 @@ fn run_scenario(env: &Env, s: &Scenario) -> Row {
     // carried no TCP (S3's and S4's far ones) starts at 2 Mbit/s and needs a
     // few of its round trips to find its rate (S4's satellite: about 2.5 s).
     row.udp = std::thread::scope(|sc| {
-        let trace = trace_paths(sc, env, &topo_sock, &conc_sock, env.secs + 2);
+        let trace = trace_paths(sc, env, &trace_at, env.secs + 2);
         let r = iperf_udp(&mut topo, &srv, &lan, 5202, &b, env.secs, 2);
         if let Some(t) = trace {
             t.join().unwrap();
