@@ -417,6 +417,19 @@ impl Path {
         at
     }
 
+    /// Books `size` bytes that leave at once, ahead of the pacer's backlog;
+    /// returns by how much that moves what was already booked (nothing if the
+    /// pacer was idle).
+    pub fn book_ahead(&mut self, now: Instant, size: usize) -> Duration {
+        let backlogged = self.next_send > now;
+        self.schedule(now, size);
+        if backlogged {
+            self.tx_time(size)
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// Records that a packet left on this path.
     pub fn on_sent(&mut self, now: Instant, size: usize, is_report: bool) {
         self.sent_packets += 1;

@@ -655,7 +655,9 @@ fn the_drop_grace_adds_to_tcp_s_own_limit() {
     assert!(own > GRACE_BACKLOG, "a 60 ms round trip: {own:?}");
     let own_ms = own.as_secs_f64() * 1000.0;
     let extra_ms = (GRACE_BACKLOG - MAX_BACKLOG).as_secs_f64() * 1000.0;
-    assert!((before - own_ms).abs() < 2.0, "{before}");
+    // Within 3 ms (about three packets): the packet that crosses the
+    // limit and the flow's sparse credit, sent ahead, come on top.
+    assert!((before - own_ms).abs() < 3.0, "{before} against {own_ms}");
     assert!((during - extra_ms).abs() < 2.0, "{during} more");
 }
 
@@ -916,4 +918,38 @@ fn a_busy_receiver_s_wait_is_not_read_as_a_wan_queue() {
         "the stall shows: {unstamped:?}"
     );
     assert!(stamped < Duration::from_millis(2), "{stamped:?}");
+}
+
+/// Repairs (and other priority packets) leave ahead of a path's backlog, but
+/// the bulk packets booked behind them move back by as much, so the WAN gets
+/// the pacing rate, not that plus the repairs. Here a lossy second path (8%)
+/// has its losses repaired on the first, whose pacer holds a TCP flow's
+/// backlog. Sent on top of the schedule, the repairs took the first modem's
+/// queue to 16.1-17.9 ms (seeds 41, 47, 53, 61); moving the bulk back keeps
+/// it at 14.1-14.6 ms.
+#[test]
+fn repairs_ahead_of_a_backlog_do_not_add_to_the_wan_rate() {
+    let links = [
+        LinkSpec::new(20.0, 15.0),
+        LinkSpec::new(10.0, 40.0).loss(0.08),
+    ];
+    let mut s = Sim::symmetric(47, &links);
+    s.flows
+        .push(Flow::cbr(1, Class::Aggregate, 36.0, 1400, secs(1.0), secs(12.0)).tcp());
+    s.run_until(secs(4.0));
+    s.up[0].max_backlog_us = 0;
+    s.run_until(secs(12.0));
+    let repaired = s.router.stats().repairs_sent;
+    let queue_ms = s.up[0].max_backlog_us as f64 / 1e3;
+    let rate = s.goodput(1, secs(4.0), secs(12.0)) / 1e6;
+    eprintln!("repairs {repaired}, first modem's queue at most {queue_ms:.1} ms, {rate:.1} Mbit/s");
+    assert!(
+        repaired > 500,
+        "the lossy path's losses were repaired: {repaired}"
+    );
+    assert!(
+        queue_ms < 15.5,
+        "repairs added to the first path's rate: {queue_ms:.1} ms of queue"
+    );
+    assert!(rate > 25.0, "{rate:.1} Mbit/s");
 }

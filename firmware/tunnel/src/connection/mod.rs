@@ -238,7 +238,11 @@ pub struct Stats {
 }
 
 struct Queued {
+    /// When it may leave: for bulk, its pacer slot as booked, to be moved by
+    /// what went ahead of it since (see [`Connection::due`]).
     at: Instant,
+    /// The path's [`Connection::ahead`] when `at` was booked.
+    ahead_base: Duration,
     data: Vec<u8>,
     is_report: bool,
     is_nack: bool,
@@ -388,6 +392,13 @@ pub struct Connection {
     /// arrival times never go backwards.
     last_arrival: Instant,
     queues: [VecDeque<Queued>; MAX_PATHS],
+    /// Per path, the transmission time of every packet sent ahead of the
+    /// pacer's backlog so far (priority packets, repairs): each moves the bulk
+    /// packets already booked behind it by that much, so the WAN never gets
+    /// more than the pacing rate. Without it a burst of repairs went out on
+    /// top of a full pacer's schedule, and the modems' queues overflowed on
+    /// several paths together (S4).
+    ahead: [Duration; MAX_PATHS],
     /// Data packets that left recently, oldest first (loss repair).
     store: VecDeque<Stored>,
     /// When to consider padding each path's up-probe next.
@@ -455,6 +466,7 @@ impl Connection {
             rx_clock: ClockDelta::default(),
             last_arrival: Instant::ZERO,
             queues: Default::default(),
+            ahead: [Duration::ZERO; MAX_PATHS],
             store: VecDeque::new(),
             pad_at: [None; MAX_PATHS],
             drop_grace: Instant::ZERO,
@@ -839,11 +851,12 @@ impl Connection {
         let at = match kind {
             Kind::Bulk => p.schedule(now, len),
             Kind::Priority => {
-                p.schedule(now, len);
+                self.ahead[usize::from(path)] += p.book_ahead(now, len);
                 now
             }
             Kind::Report | Kind::Nack => now,
         };
+        let ahead_base = self.ahead[usize::from(path)];
         let is_report = kind == Kind::Report;
         let is_nack = kind == Kind::Nack;
         let q = &mut self.queues[usize::from(path)];
@@ -859,6 +872,7 @@ impl Connection {
         data.resize(len, 0);
         let item = Queued {
             at,
+            ahead_base,
             data,
             is_report,
             is_nack,
@@ -874,6 +888,15 @@ impl Connection {
             q.insert(pos, item);
         }
         true
+    }
+
+    /// When `item`, queued for `path`, may leave: a bulk packet's booked slot
+    /// moved by what went ahead of it since it was booked.
+    fn due(&self, path: usize, item: &Queued) -> Option<Instant> {
+        if item.priority {
+            return Some(item.at);
+        }
+        Some(item.at + self.ahead[path].saturating_sub(item.ahead_base))
     }
 
     /// The next datagram to send now, written into `buf`.
@@ -895,7 +918,7 @@ impl Connection {
             .queues
             .iter()
             .enumerate()
-            .filter_map(|(i, q)| q.front().filter(|p| p.at <= now).map(|p| (i, p.at)))
+            .filter_map(|(i, q)| Some((i, self.due(i, q.front()?)?)).filter(|&(_, at)| at <= now))
             .min_by_key(|&(_, at)| at)?;
         let item = self.queues[path].pop_front()?;
         let mut data = item.data;
@@ -980,14 +1003,15 @@ impl Connection {
             let Some(p) = self.paths[to].as_mut() else {
                 continue;
             };
-            let at = p.schedule(now, len);
             let q = &mut self.queues[to];
             if item.priority {
+                self.ahead[to] += p.book_ahead(now, len);
                 item.at = now;
                 let pos = q.iter().position(|i| !i.priority).unwrap_or(q.len());
                 q.insert(pos, item);
             } else {
-                item.at = at;
+                item.at = p.schedule(now, len);
+                item.ahead_base = self.ahead[to];
                 q.push_back(item);
             }
             self.stats.rerouted += 1;
@@ -1312,8 +1336,8 @@ impl Connection {
                 t = Some(t.map_or(x, |t| t.min(x)));
             }
         };
-        for q in &self.queues {
-            take(q.front().map(|i| i.at));
+        for (i, q) in self.queues.iter().enumerate() {
+            take(q.front().and_then(|item| self.due(i, item)));
         }
         for &t in &self.pad_at {
             take(t);
