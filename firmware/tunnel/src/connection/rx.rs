@@ -19,6 +19,18 @@ const MAX_GAP: u64 = 64;
 /// error, and the bandwidth max filter keeps the high ones.
 const RATE_REPORTS: usize = 3;
 
+/// Most reports a receive-rate sample may span (480 ms), on a jittery path.
+const RATE_MARKS: usize = 24;
+
+/// On a jittery path a rate sample spans at least this many times the
+/// smoothed spread of one-way delays within a report interval (10 ms of
+/// jitter either way spreads an interval by 6-8 ms: 240-320 ms), so that a
+/// few percent of overspeed builds more queue than the jitter hides (10 times
+/// let a 10% overspeed read 8% over the link, 30 times 4.8%, 40 times 3.3%).
+/// A wired path's spread (under a millisecond, a few in an up-probe, smoothed
+/// over eight intervals) keeps [`RATE_REPORTS`].
+const JITTER_SPANS: u64 = 40;
+
 /// A point of the receive-rate measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Mark {
@@ -38,13 +50,19 @@ pub(super) struct RxPath {
     last: Option<(u32, Instant)>,
     /// Smallest (arrival - send stamp) of the interval, on the two clocks.
     owd_min: Option<u32>,
+    /// Largest of the interval.
+    owd_max: Option<u32>,
+    /// Smoothed spread (largest - smallest) of the intervals' one-way delays,
+    /// µs: the path's jitter, as the rate sample sees it.
+    spread_us: u32,
     /// Bytes of stamped packets so far.
     total_bytes: u64,
     /// The last stamped packet: arrival, send stamp, `total_bytes` with it.
     newest: Option<Mark>,
-    /// The newest packet at each of the last [`RATE_REPORTS`] reports, oldest
-    /// first: the receive rate is measured from the oldest.
-    marks: heapless::Deque<Mark, RATE_REPORTS>,
+    /// The newest packet at each of the last [`RATE_MARKS`] reports, oldest
+    /// first: the receive rate is measured from the one [`RATE_REPORTS`]
+    /// back, or an older one on a jittery path.
+    marks: heapless::Deque<Mark, RATE_MARKS>,
     since_report: bool,
     /// Recent one-way delays (on the two clocks): lowest and highest.
     owd_lo: Windowed<false>,
@@ -99,6 +117,13 @@ impl RxPath {
                     m
                 }
             }));
+            self.owd_max = Some(self.owd_max.map_or(owd, |m| {
+                if (owd.wrapping_sub(m) as i32) > 0 {
+                    owd
+                } else {
+                    m
+                }
+            }));
         }
         if tx_stamp != 0 {
             self.total_bytes += len as u64;
@@ -147,8 +172,37 @@ impl RxPath {
     /// in turn). Bounded by the send spacing, a sample is at most what the
     /// sender sent at, and a link that spreads packets out still shows its own
     /// rate.
+    ///
+    /// Jitter at the two ends of a sample can hide the queue a sender builds
+    /// by sending faster than the link; the sample then reads the send rate,
+    /// the bandwidth max filter keeps it, and the estimate confirms itself
+    /// above the link (S4's LTE path, 10 Mbit/s with 10 ms of jitter:
+    /// estimates of 10.4-11.1 against the 9.7 it carries, and its modem's
+    /// queue overflowing every few seconds). So on a jittery path the sample
+    /// reaches further back ([`JITTER_SPANS`]), until the queue it would hide
+    /// outgrows the jitter. (Measuring the queue by the growth of each
+    /// interval's smallest delay instead changed nothing: 10.33 against 10.34
+    /// Mbit/s in the test below.)
     pub fn report(&mut self, now: Instant, path: u8) -> PathReport {
-        let rate_kbps = match (self.marks.front(), self.newest) {
+        if let (Some(lo), Some(hi)) = (self.owd_min, self.owd_max) {
+            // Clamped: a clock step is not jitter.
+            let spread = (hi.wrapping_sub(lo) as i32).clamp(0, 100_000) as u32;
+            self.spread_us = (self.spread_us * 7 + spread) / 8;
+        }
+        let need = Duration::from_micros(u64::from(self.spread_us) * JITTER_SPANS);
+        // The mark RATE_REPORTS back, or an older one as far as `need` asks.
+        let from = self.newest.and_then(|to| {
+            let mut back = self.marks.iter().rev().skip(RATE_REPORTS - 1);
+            let first = back.next().or(self.marks.front()).copied();
+            first.map(|first| {
+                core::iter::once(first)
+                    .chain(back.copied())
+                    .find(|m| to.at.saturating_since(m.at) >= need)
+                    .or(self.marks.front().copied())
+                    .unwrap_or(first)
+            })
+        });
+        let rate_kbps = match (from, self.newest) {
             (Some(from), Some(to)) => {
                 let rx_span = to.at.saturating_since(from.at).as_micros() as u64;
                 let tx_span = u64::from(to.stamp.wrapping_sub(from.stamp)).min(1 << 31);
@@ -183,6 +237,7 @@ impl RxPath {
             rx_rate_kbps: rate_kbps,
         };
         self.owd_min = None;
+        self.owd_max = None;
         self.since_report = false;
         r
     }
@@ -231,5 +286,62 @@ mod tests {
         }
         let r = rx.report(ms(20), 0);
         assert_eq!(r.rx_rate_kbps, 8_000, "{r:?}");
+    }
+
+    /// The highest receive-rate sample of a sender 10% faster than its 10
+    /// Mbit/s link, from 1 s to 3 s, with `jitter_us` of uniform jitter
+    /// (half-width) after the link, no reordering, a report every 20 ms.
+    fn highest_rate_sample(jitter_us: u64) -> u32 {
+        let (mut rx, mut clock) = (RxPath::default(), ClockDelta::default());
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let (mut link_free, mut last_arrival, mut next_report) = (0u64, 0u64, 20_000u64);
+        let mut highest = 0;
+        for i in 0..3_300u64 {
+            let sent = i * 909 + 1;
+            // 1250 bytes: 1 ms on the link.
+            link_free = link_free.max(sent) + 1_000;
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let jitter = seed % (2 * jitter_us + 1);
+            let arrival = (link_free + 20_000 + jitter).max(last_arrival);
+            last_arrival = arrival;
+            while next_report <= arrival {
+                let r = rx.report(Instant::from_micros(next_report), 0);
+                if (1_000_000..3_000_000).contains(&next_report) {
+                    if r.rx_rate_kbps > highest {
+                        eprintln!(
+                            "DEBUG {} {} spread {} marks {}",
+                            next_report,
+                            r.rx_rate_kbps,
+                            rx.spread_us,
+                            rx.marks.len()
+                        );
+                    }
+                    highest = highest.max(r.rx_rate_kbps);
+                }
+                next_report += 20_000;
+            }
+            rx.on_packet(
+                Instant::from_micros(arrival),
+                i,
+                1250,
+                sent as u32,
+                &mut clock,
+            );
+        }
+        highest
+    }
+
+    /// Jitter at a sample's two ends hides the queue a too-fast sender builds:
+    /// over 60 ms, 10 ms of jitter let samples read the send rate (11 Mbit/s)
+    /// on a 10 Mbit/s link. Reaching back 40 times the delay spread, they stay
+    /// within 5% of it; a steady link's samples are what it carries.
+    #[test]
+    fn jitter_does_not_hide_a_growing_queue_from_the_rate() {
+        let steady = highest_rate_sample(0);
+        assert!((9_900..=10_100).contains(&steady), "{steady} kbit/s");
+        let jittery = highest_rate_sample(10_000);
+        assert!(jittery <= 10_500, "{jittery} kbit/s");
     }
 }
