@@ -396,8 +396,8 @@ pub struct Connection {
     /// pacer's backlog so far (priority packets, repairs): each moves the bulk
     /// packets already booked behind it by that much, so the WAN never gets
     /// more than the pacing rate. Without it a burst of repairs went out on
-    /// top of a full pacer's schedule, and the modems' queues overflowed on
-    /// several paths together (S4).
+    /// top of a full pacer's schedule (bench S4: 73 in 0.27 s, after a modem
+    /// overflow), and the WAN queue grew by as much.
     ahead: [Duration; MAX_PATHS],
     /// Data packets that left recently, oldest first (loss repair).
     store: VecDeque<Stored>,
@@ -892,11 +892,11 @@ impl Connection {
 
     /// When `item`, queued for `path`, may leave: a bulk packet's booked slot
     /// moved by what went ahead of it since it was booked.
-    fn due(&self, path: usize, item: &Queued) -> Option<Instant> {
+    fn due(&self, path: usize, item: &Queued) -> Instant {
         if item.priority {
-            return Some(item.at);
+            return item.at;
         }
-        Some(item.at + self.ahead[path].saturating_sub(item.ahead_base))
+        item.at + self.ahead[path].saturating_sub(item.ahead_base)
     }
 
     /// The next datagram to send now, written into `buf`.
@@ -918,7 +918,7 @@ impl Connection {
             .queues
             .iter()
             .enumerate()
-            .filter_map(|(i, q)| Some((i, self.due(i, q.front()?)?)).filter(|&(_, at)| at <= now))
+            .filter_map(|(i, q)| Some((i, self.due(i, q.front()?))).filter(|&(_, at)| at <= now))
             .min_by_key(|&(_, at)| at)?;
         let item = self.queues[path].pop_front()?;
         let mut data = item.data;
@@ -1337,7 +1337,7 @@ impl Connection {
             }
         };
         for (i, q) in self.queues.iter().enumerate() {
-            take(q.front().and_then(|item| self.due(i, item)));
+            take(q.front().map(|item| self.due(i, item)));
         }
         for &t in &self.pad_at {
             take(t);
