@@ -304,10 +304,21 @@ mod tests {
         let on = nix::sys::socket::sockopt::ReceiveTimestampns;
         nix::sys::socket::setsockopt(&rx, on, &true).unwrap();
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (mut buf, mut cmsg) = ([0u8; 64], nix::cmsg_space!(nix::sys::time::TimeSpec));
+        // The kernel turns arrival stamping on for the whole system a moment
+        // after the first socket asks (a deferred static-key flip); until
+        // then a datagram is stamped when it is read. Wait until one that
+        // waited 5 ms shows it (at most 200 tries).
+        let active = (0..200).any(|_| {
+            tx.send_to(b"probe", rx.local_addr().unwrap()).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            let (_, _, age) = recv_stamped(rx.as_raw_fd(), &mut buf, &mut cmsg).unwrap();
+            age.is_some_and(|a| a >= Duration::from_millis(5))
+        });
+        assert!(active, "the kernel never stamped a datagram at its arrival");
         tx.send_to(b"hello", rx.local_addr().unwrap()).unwrap();
         let waited = StdInstant::now();
         std::thread::sleep(Duration::from_millis(40));
-        let (mut buf, mut cmsg) = ([0u8; 64], nix::cmsg_space!(nix::sys::time::TimeSpec));
         let (n, from, age) = recv_stamped(rx.as_raw_fd(), &mut buf, &mut cmsg).unwrap();
         assert_eq!((&buf[..n], from), (&b"hello"[..], tx.local_addr().unwrap()));
         let age = age.expect("a kernel timestamp");
