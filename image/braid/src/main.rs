@@ -44,6 +44,10 @@ enum Command {
         /// A kernel tree or tarball to use instead of Debian's linux-source-6.1.
         #[arg(long, value_name = "PATH")]
         kernel_source: Option<std::path::PathBuf>,
+        /// Also compile the kernel (with an empty initramfs), so that a later
+        /// `braid build` only links it: warms the cache ahead of a build.
+        #[arg(long)]
+        compile: bool,
     },
     /// Build a QEMU board if needed and boot it, with the serial console here.
     Run {
@@ -139,12 +143,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config {
             board,
             kernel_source,
+            compile,
         } => {
             let loaded = pipeline::load(&ws, &board)?;
             let src = braid::kernel::source::resolve(kernel_source.as_deref(), &ws.cache)?;
             let kernel =
                 braid::kernel::Kernel::new(&loaded.board, &loaded.target, &src, &ws.cache)?;
-            kernel.configure()?;
+            if compile {
+                kernel.precompile(&pipeline::empty_initramfs()?)?;
+            } else {
+                kernel.configure()?;
+            }
             println!("{}", kernel.dir.join(".config").display());
             Ok(ExitCode::SUCCESS)
         }

@@ -205,6 +205,15 @@ pub fn plan(ws: &Workspace, l: &Loaded, opts: &Options) -> Vec<String> {
     lines
 }
 
+/// The flash kernel's initramfs: an empty archive (the root file system is the
+/// squashfs on flash), stamped like every other file of a build.
+pub fn empty_initramfs() -> Result<Vec<u8>> {
+    let mtime = u32::try_from(crate::epoch::source_date_epoch()).unwrap_or(u32::MAX);
+    let mut empty = Vec::new();
+    cpio::write(&Tree::new(), mtime, &mut empty)?;
+    Ok(empty)
+}
+
 /// Runs the pipeline.
 pub fn build(ws: &Workspace, l: &Loaded, opts: &Options) -> Result<Report> {
     let started = Instant::now();
@@ -263,9 +272,7 @@ pub fn build(ws: &Workspace, l: &Loaded, opts: &Options) -> Result<Report> {
     ));
     let flash_kernel = if want_sysupgrade {
         let t0 = Instant::now();
-        let mut empty = Vec::new();
-        cpio::write(&Tree::new(), mtime, &mut empty)?;
-        let a = kernel.build(&empty, "flash")?;
+        let a = kernel.build(&empty_initramfs()?, "flash")?;
         steps.push(("kernel (flash)".to_string(), t0.elapsed(), !a.built));
         Some(a)
     } else {

@@ -317,6 +317,41 @@ impl<'a> Kernel<'a> {
         Err(KconfigDropped(msg).into())
     }
 
+    /// The make goals that build this board's kernel artifacts.
+    fn goals(&self) -> Vec<&'static str> {
+        let mut goals = vec!["vmlinux"];
+        match self.board.kernel.artifact {
+            Artifact::ZImage => goals.push("zImage"),
+            Artifact::Image => goals.push("Image"),
+            Artifact::VmlinuxBin => {}
+        }
+        if self.board.kernel.dts.is_some() {
+            goals.push("scripts_dtc");
+        }
+        goals
+    }
+
+    /// Configures the kernel and compiles all of it, with whatever initramfs the
+    /// build directory holds (`placeholder` if none), unless this configuration
+    /// was compiled before. A later [`Kernel::build`] then only rebuilds the
+    /// initramfs and links: CI warms the cache this way, at low priority, while
+    /// its other stages leave a core idle.
+    pub fn precompile(&self, placeholder: &[u8]) -> Result<()> {
+        self.configure()?;
+        let _lock = self.lock()?;
+        if self.dir.join("vmlinux").is_file() {
+            return Ok(());
+        }
+        let step = Step::spinner(format!("kernel objects for {}", self.board.name));
+        let cpio_path = self.dir.join(INITRAMFS_FILE);
+        if !cpio_path.is_file() {
+            std::fs::write(&cpio_path, placeholder)?;
+        }
+        self.make().run(&self.goals(), &step)?;
+        step.done();
+        Ok(())
+    }
+
     /// Builds the kernel with `cpio` as its initramfs; `variant` names the result
     /// ("initramfs", "flash"). Returns cached artifacts when this exact initramfs
     /// was built before.
@@ -353,16 +388,7 @@ impl<'a> Kernel<'a> {
             std::fs::write(&cpio_path, cpio)?;
         }
         let make = self.make();
-        let mut goals = vec!["vmlinux"];
-        match self.board.kernel.artifact {
-            Artifact::ZImage => goals.push("zImage"),
-            Artifact::Image => goals.push("Image"),
-            Artifact::VmlinuxBin => {}
-        }
-        if self.board.kernel.dts.is_some() {
-            goals.push("scripts_dtc");
-        }
-        make.run(&goals, &step)?;
+        make.run(&self.goals(), &step)?;
 
         let tmp = self
             .dir
