@@ -172,16 +172,7 @@ impl<'a> Kernel<'a> {
     /// Holds the build directory for this process: two braid runs building the
     /// same kernel wait for each other instead of corrupting the tree.
     fn lock(&self) -> Result<nix::fcntl::Flock<std::fs::File>> {
-        std::fs::create_dir_all(self.dir.parent().context("kernel cache has no parent")?)?;
-        let path = self.dir.with_extension("lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+        source::lock(&self.dir.with_extension("lock"))
     }
 
     fn make(&self) -> Make<'_> {

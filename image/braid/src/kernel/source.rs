@@ -77,7 +77,13 @@ pub fn resolve(spec: Option<&Path>, cache: &Path) -> Result<KernelSource> {
     ]);
     let dir = cache.join("kernel-src").join(&id);
     if !dir.join(".braid-unpacked").is_file() {
-        unpack(&origin, &dir)?;
+        // Two braid runs (CI compiles kernels in the background) unpack one at a
+        // time: the second finds the tree there, instead of replacing it under
+        // the first one's build.
+        let _lock = lock(&dir.with_extension("lock"))?;
+        if !dir.join(".braid-unpacked").is_file() {
+            unpack(&origin, &dir)?;
+        }
     }
     let tree = top_dir(&dir)?;
     Ok(KernelSource { tree, id, origin })
@@ -99,6 +105,19 @@ fn top_dir(dir: &Path) -> Result<PathBuf> {
         "{}: the tarball holds no kernel tree (no Makefile and Kconfig)",
         dir.display()
     )
+}
+
+/// An exclusive lock on `path` (created if needed), held until dropped.
+pub(crate) fn lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    std::fs::create_dir_all(path.parent().context("lock path has no parent")?)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
 }
 
 fn unpack(tarball: &Path, dir: &Path) -> Result<()> {
