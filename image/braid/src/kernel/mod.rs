@@ -325,8 +325,8 @@ impl<'a> Kernel<'a> {
     /// Configures the kernel and compiles all of it, with whatever initramfs the
     /// build directory holds (`placeholder` if none), unless this configuration
     /// was compiled before. A later [`Kernel::build`] then only rebuilds the
-    /// initramfs and links: CI warms the cache this way, at low priority, while
-    /// its other stages leave a core idle.
+    /// initramfs and links: CI warms the cache this way, at low priority, beside
+    /// its other stages.
     pub fn precompile(&self, placeholder: &[u8]) -> Result<()> {
         self.configure()?;
         let _lock = self.lock()?;
